@@ -1,0 +1,3 @@
+"""LLM comparison playground."""
+
+__version__ = "0.1.0"
