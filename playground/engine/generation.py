@@ -1,0 +1,222 @@
+"""Streaming generation on a worker thread, with stop strings, cancellation and timing stats.
+
+``stream()`` yields ``StreamEvent``s carrying text deltas; the last one has ``done=True``, the
+finish reason and the stats. Closing the iterator (a cancelled request, a closed browser tab)
+or setting the ``cancel`` event stops the worker within one token.
+
+Sampling draws from a per-request ``torch.Generator`` (in a logits processor, with greedy
+selection of the drawn token), so a seeded turn reproduces even while other columns sample
+at the same moment on the process-wide RNG.
+"""
+
+from __future__ import annotations
+
+import queue
+import random
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+from transformers import (
+    LogitsProcessor,
+    LogitsProcessorList,
+    StoppingCriteria,
+    StoppingCriteriaList,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
+from transformers.generation.streamers import BaseStreamer
+
+from playground.engine.params import GenerationParams
+from playground.engine.textstream import IncrementalDecoder, StopStringFilter
+from playground.errors import PlaygroundError
+
+_END = object()
+
+
+@dataclass
+class GenerationStats:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    ttft_s: float | None = None
+    total_s: float = 0.0
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.completion_tokens / self.total_s if self.total_s > 0 else 0.0
+
+    def as_dict(self) -> dict:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "ttft_s": self.ttft_s,
+            "total_s": self.total_s,
+            "tokens_per_s": self.tokens_per_s,
+        }
+
+
+@dataclass
+class StreamEvent:
+    delta: str
+    text: str
+    done: bool = False
+    finish_reason: str | None = None
+    stats: GenerationStats = field(default_factory=GenerationStats)
+    seed: int | None = None
+
+
+class _QueueStreamer(BaseStreamer):
+    """Receives token ids from ``generate`` (the first call is the prompt, skipped)."""
+
+    def __init__(self, out: queue.Queue):
+        self._out = out
+        self._prompt_seen = False
+
+    def put(self, value):
+        if not self._prompt_seen:
+            self._prompt_seen = True
+            return
+        self._out.put(value.reshape(-1).tolist())
+
+    def end(self):
+        self._out.put(_END)
+
+
+class _Cancelled(StoppingCriteria):
+    def __init__(self, event: threading.Event):
+        self._event = event
+
+    def __call__(self, input_ids, scores, **kwargs):
+        return torch.full(
+            (input_ids.shape[0],), self._event.is_set(), dtype=torch.bool, device=input_ids.device
+        )
+
+
+class _SeededSampler(LogitsProcessor):
+    """Draw the next token with a private generator and leave only it selectable."""
+
+    def __init__(self, seed: int):
+        self._generator = torch.Generator(device="cpu").manual_seed(seed)
+
+    def __call__(self, input_ids, scores):
+        probs = torch.softmax(scores.float(), dim=-1).cpu()
+        chosen = torch.multinomial(probs, 1, generator=self._generator).to(scores.device)
+        masked = torch.full_like(scores, float("-inf"))
+        return masked.scatter(1, chosen, 0.0)
+
+
+def _sampling_processors(params: GenerationParams, seed: int) -> LogitsProcessorList:
+    processors = LogitsProcessorList()
+    if params.temperature != 1.0:
+        processors.append(TemperatureLogitsWarper(params.temperature))
+    if params.top_k > 0:
+        processors.append(TopKLogitsWarper(params.top_k))
+    if params.top_p < 1.0:
+        processors.append(TopPLogitsWarper(params.top_p))
+    processors.append(_SeededSampler(seed))
+    return processors
+
+
+def _eos_ids(model, tokenizer) -> set[int]:
+    ids = model.generation_config.eos_token_id
+    ids = set(ids if isinstance(ids, list) else [ids] if ids is not None else [])
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    return ids
+
+
+def stream(
+    model,
+    tokenizer,
+    prompt: str,
+    params: GenerationParams,
+    stop: list[str] | tuple[str, ...] = (),
+    context_length: int | None = None,
+    cancel: threading.Event | None = None,
+) -> Iterator[StreamEvent]:
+    """Generate from ``prompt`` and yield text deltas as they are decoded."""
+    cancel = cancel or threading.Event()
+    started = time.perf_counter()
+    encoded = tokenizer(prompt, return_tensors="pt")
+    input_ids = encoded["input_ids"].to(model.device)
+    attention_mask = encoded["attention_mask"].to(model.device)
+    stats = GenerationStats(prompt_tokens=int(input_ids.shape[1]))
+    params.check_context(stats.prompt_tokens, context_length)
+    seed = params.seed if params.seed is not None else random.randrange(2**32)
+    eos = _eos_ids(model, tokenizer)
+
+    kwargs = params.generate_kwargs()
+    sampling = kwargs.pop("do_sample")
+    for key in ("temperature", "top_p", "top_k"):
+        kwargs.pop(key)
+    kwargs.update(
+        do_sample=False,
+        logits_processor=_sampling_processors(params, seed) if sampling else None,
+        stopping_criteria=StoppingCriteriaList([_Cancelled(cancel)]),
+        pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos, default=0),
+        eos_token_id=sorted(eos) or None,
+    )
+    tokens: queue.Queue = queue.Queue()
+    failure: list[BaseException] = []
+
+    def work():
+        try:
+            with torch.inference_mode():
+                model.generate(
+                    input_ids=input_ids,
+                    attention_mask=attention_mask,
+                    streamer=_QueueStreamer(tokens),
+                    **kwargs,
+                )
+        except BaseException as exc:  # noqa: BLE001 - reported to the consumer with its cause
+            failure.append(exc)
+            tokens.put(_END)
+
+    worker = threading.Thread(target=work, name="generate", daemon=True)
+    decoder, stops = IncrementalDecoder(tokenizer), StopStringFilter(stop)
+    text, last_id = "", None
+    worker.start()
+    try:
+        while True:
+            item = tokens.get()
+            if item is _END:
+                break
+            if stats.ttft_s is None:
+                stats.ttft_s = time.perf_counter() - started
+            stats.completion_tokens += len(item)
+            last_id = item[-1]
+            delta = stops.push(decoder.push(item))
+            if stops.stopped_on is not None:
+                cancel.set()
+            if delta:
+                text += delta
+                stats.total_s = time.perf_counter() - started
+                yield StreamEvent(delta=delta, text=text, stats=stats, seed=seed)
+        worker.join()
+        if failure:
+            raise _explain(failure[0])
+        tail = stops.push(decoder.flush()) + stops.flush()
+        text += tail
+        stats.total_s = time.perf_counter() - started
+        if stops.stopped_on is not None:
+            reason = "stop_string"
+        elif cancel.is_set():
+            reason = "stopped"
+        elif last_id in eos:
+            reason = "eos"
+        else:
+            reason = "length"
+        yield StreamEvent(delta=tail, text=text, done=True, finish_reason=reason, stats=stats, seed=seed)
+    finally:
+        cancel.set()
+
+
+def _explain(exc: BaseException) -> PlaygroundError:
+    if isinstance(exc, PlaygroundError):
+        return exc
+    if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower():
+        return PlaygroundError(f"out of memory while generating: {exc}")
+    return PlaygroundError(f"generation failed: {type(exc).__name__}: {exc}")

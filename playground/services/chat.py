@@ -1,0 +1,177 @@
+"""One answer from one preset: render the prompt, stream it, log the turn. No Gradio here.
+
+Every column of every tab and the ``/generate`` endpoint go through ``ChatService.answer``,
+so they are rendered, streamed and stored the same way.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import dataclass, field
+from typing import Any
+
+from playground.engine.cache import ModelCache
+from playground.engine.generation import GenerationStats, stream
+from playground.engine.loader import LoadedModel, LoadRequest, Progress
+from playground.engine.params import GenerationParams, parse_params
+from playground.engine.presets import Preset, PresetRegistry
+from playground.engine.templates import Message, parse_messages
+from playground.errors import PlaygroundError
+from playground.store.db import Store, TurnRecord
+from playground.store.models import utcnow
+
+
+@dataclass
+class AnswerRequest:
+    preset: str
+    messages: list[Message]
+    params: dict[str, Any] = field(default_factory=dict)
+    system_prompt: str | None = None
+    revision: str | None = None
+    quantization: str | None = None
+
+
+@dataclass
+class AnswerUpdate:
+    """The state of one answer as it grows; ``done`` once it is finished and stored."""
+
+    text: str = ""
+    done: bool = False
+    finish_reason: str | None = None
+    error: str | None = None
+    turn_id: int | None = None
+    stats: dict = field(default_factory=dict)
+    status: str = ""
+
+    def stats_line(self) -> str:
+        s = self.stats
+        if not s.get("completion_tokens"):
+            return self.status
+        ttft = f"{s['ttft_s'] * 1000:.0f} ms" if s.get("ttft_s") is not None else "-"
+        line = f"TTFT {ttft} · {s['completion_tokens']} tokens · {s['tokens_per_s']:.1f} tok/s"
+        return f"{line} · {self.finish_reason}" if self.finish_reason else line
+
+
+class ChatService:
+    def __init__(self, registry: PresetRegistry, cache: ModelCache, store: Store):
+        self.registry = registry
+        self.cache = cache
+        self.store = store
+
+    def preset(self, name: str) -> Preset:
+        return self.registry.get(name)
+
+    def params_for(self, preset: Preset, overrides: dict[str, Any] | None) -> GenerationParams:
+        return parse_params(overrides, base=preset.params)
+
+    def render(
+        self, preset: Preset, messages: list[Message], system_prompt: str | None, tokenizer=None
+    ) -> str:
+        system = preset.system_prompt if system_prompt is None else system_prompt
+        return preset.template.render(messages, system, tokenizer=tokenizer)
+
+    def load_request(self, request: AnswerRequest) -> LoadRequest:
+        return LoadRequest.from_spec(
+            self.preset(request.preset).model, request.revision, request.quantization
+        )
+
+    def answer(
+        self,
+        request: AnswerRequest,
+        conversation_id: str,
+        column: int = 0,
+        cancel: threading.Event | None = None,
+        progress: Progress | None = None,
+    ) -> Iterator[AnswerUpdate]:
+        """Stream one answer; the final update carries the stored turn id (also for errors and stops)."""
+        cancel = cancel or threading.Event()
+        started = utcnow()
+        update = AnswerUpdate()
+        context: dict[str, Any] = {"prompt": "", "params": {}, "seed": None, "loaded": None}
+        try:
+            preset = self.preset(request.preset)
+            params = self.params_for(preset, request.params)
+            context["params"] = params.model_dump()
+            load_request = self.load_request(request)
+            cached = load_request in self.cache.loaded()
+            if not cached:
+                update.status = f"loading {load_request.label()}…"
+                yield update
+            with self.cache.use(load_request, progress) as loaded:
+                context["loaded"] = loaded
+                prompt = self.render(preset, request.messages, request.system_prompt, loaded.tokenizer)
+                context["prompt"] = prompt
+                update.status = "generating…"
+                events = stream(
+                    loaded.model,
+                    loaded.tokenizer,
+                    prompt,
+                    params,
+                    stop=preset.stop,
+                    context_length=preset.model.context_length or loaded.context_length,
+                    cancel=cancel,
+                )
+                with closing(events):
+                    for event in events:
+                        context["seed"] = event.seed
+                        update.text, update.stats = event.text, event.stats.as_dict()
+                        if event.done:
+                            update.finish_reason = event.finish_reason
+                            break
+                        yield update
+        except PlaygroundError as exc:
+            update.error, update.finish_reason = str(exc), "error"
+        except GeneratorExit:
+            update.finish_reason = "stopped"
+            self._record(request, conversation_id, column, update, context, started)
+            raise
+        update.done = True
+        update.turn_id = self._record(request, conversation_id, column, update, context, started)
+        yield update
+
+    def _record(self, request, conversation_id, column, update, context, started) -> int | None:
+        if not conversation_id:
+            return None
+        loaded: LoadedModel | None = context["loaded"]
+        preset = self.registry.get(request.preset) if request.preset in self.registry else None
+        turn_index = sum(1 for m in request.messages if m.role == "user") - 1
+        return self.store.record_turn(
+            TurnRecord(
+                conversation_id=conversation_id,
+                column=column,
+                turn_index=turn_index,
+                preset_name=request.preset,
+                preset_hash=preset.file_hash if preset else "",
+                model_id=preset.model.id if preset else "",
+                revision=loaded.resolved_revision if loaded else (request.revision or ""),
+                quantization=loaded.request.quantization if loaded else (request.quantization or ""),
+                dtype=loaded.dtype if loaded else "",
+                device=loaded.device if loaded else "",
+                messages=[m.model_dump() for m in request.messages],
+                system_prompt=request.system_prompt
+                if request.system_prompt is not None
+                else (preset.system_prompt if preset else ""),
+                prompt=context["prompt"],
+                params=context["params"],
+                seed=context["seed"],
+                output=update.text,
+                finish_reason=update.finish_reason or "stopped",
+                error=update.error,
+                started_at=started,
+                stats=update.stats or GenerationStats().as_dict(),
+            )
+        )
+
+
+def messages_from(raw: Any) -> list[Message]:
+    """Messages from a JSON string or a list, validated."""
+    if isinstance(raw, str):
+        import json
+
+        try:
+            raw = json.loads(raw)
+        except ValueError as exc:
+            raise PlaygroundError(f"messages is not valid JSON: {exc}") from None
+    return parse_messages(raw)

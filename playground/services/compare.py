@@ -1,0 +1,93 @@
+"""Side by side: the same message to every column, all streaming at the same time."""
+
+from __future__ import annotations
+
+import copy
+import queue
+import threading
+from collections.abc import Iterator
+
+from playground.errors import PlaygroundError
+from playground.services.chat import AnswerRequest, AnswerUpdate, ChatService
+from playground.store.db import Store
+
+_DONE = object()
+
+
+def vote_outcomes(columns: int) -> list[str]:
+    """Valid vote outcomes for ``columns`` columns: the best column's index, a tie, or all bad."""
+    return [str(i) for i in range(columns)] + ["tie", "all_bad"]
+
+
+class CompareService:
+    def __init__(self, chat: ChatService, store: Store):
+        self.chat = chat
+        self.store = store
+
+    def start(self, presets: list[str], mode: str = "compare", session_id: str | None = None) -> str:
+        for name in presets:
+            self.chat.preset(name)
+        return self.store.new_conversation(mode, presets, session_id)
+
+    def run(
+        self,
+        conversation_id: str,
+        requests: list[AnswerRequest],
+        cancel: threading.Event | None = None,
+    ) -> Iterator[list[AnswerUpdate]]:
+        """Yield a snapshot of every column whenever any of them has new text."""
+        cancel = cancel or threading.Event()
+        updates: queue.Queue = queue.Queue()
+        state = [AnswerUpdate(status="waiting…") for _ in requests]
+
+        def work(column: int, request: AnswerRequest) -> None:
+            try:
+                for update in self.chat.answer(request, conversation_id, column, cancel):
+                    updates.put((column, copy.copy(update)))
+            finally:
+                updates.put((column, _DONE))
+
+        threads = [
+            threading.Thread(target=work, args=(i, r), name=f"column-{i}", daemon=True)
+            for i, r in enumerate(requests)
+        ]
+        for thread in threads:
+            thread.start()
+        running = len(threads)
+        try:
+            while running:
+                column, update = updates.get()
+                changed = True
+                if update is _DONE:
+                    running -= 1
+                    changed = False
+                else:
+                    state[column] = update
+                while not updates.empty():  # coalesce whatever else arrived meanwhile
+                    column, update = updates.get()
+                    if update is _DONE:
+                        running -= 1
+                    else:
+                        state[column], changed = update, True
+                if changed or not running:
+                    yield [copy.copy(s) for s in state]
+        finally:
+            cancel.set()
+            for thread in threads:
+                thread.join(timeout=30)
+
+    def vote(self, conversation_id: str, turn_index: int, outcome: str) -> int:
+        conversation = self.store.conversation(conversation_id)
+        if conversation is None or conversation.mode != "compare":
+            raise PlaygroundError(f"there is no side-by-side conversation {conversation_id!r} to vote on")
+        turns = [t for t in self.store.turns(conversation_id) if t.turn_index == turn_index]
+        columns = sorted({t.column for t in turns})
+        if len(columns) < 2:
+            raise PlaygroundError(f"round {turn_index + 1} needs finished answers from at least two columns")
+        if outcome not in vote_outcomes(len(columns)):
+            raise PlaygroundError(f"vote must be one of {vote_outcomes(len(columns))}, got {outcome!r}")
+        models = [next(t.preset_name for t in reversed(turns) if t.column == c) for c in columns]
+        return self.store.record_vote(conversation_id, "compare", turn_index, outcome, models)
+
+    def rate(self, turn_id: int, value: int, reasons: list[str] | None = None, comment: str = "") -> int:
+        return self.store.record_rating(int(turn_id), int(value), reasons or [], comment)

@@ -1,0 +1,203 @@
+"""The store: every finished turn, rating and vote, in any SQLAlchemy database (SQLite by default)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from playground import __version__
+from playground.errors import PlaygroundError
+from playground.store.models import Base, Conversation, Rating, Turn, Vote, utcnow
+
+
+@dataclass
+class TurnRecord:
+    conversation_id: str
+    column: int
+    turn_index: int
+    preset_name: str
+    preset_hash: str
+    model_id: str
+    revision: str
+    quantization: str
+    dtype: str
+    device: str
+    messages: list[dict]
+    system_prompt: str
+    prompt: str
+    params: dict
+    seed: int | None
+    output: str
+    finish_reason: str
+    started_at: datetime
+    error: str | None = None
+    stats: dict = field(default_factory=dict)
+
+
+def database_url(value: str) -> str:
+    """Accept a SQLAlchemy URL or a plain file path (made into a SQLite URL, folder created)."""
+    if "://" in value:
+        return value
+    path = Path(value).expanduser().resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+class Store:
+    def __init__(self, url: str):
+        self.url = database_url(url)
+        sqlite = self.url.startswith("sqlite")
+        self.engine = create_engine(
+            self.url, connect_args={"check_same_thread": False, "timeout": 30} if sqlite else {}
+        )
+        if sqlite:
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        Base.metadata.create_all(self.engine)
+        self._session = sessionmaker(self.engine, expire_on_commit=False)
+
+    def session(self) -> Session:
+        return self._session()
+
+    def new_conversation(self, mode: str, models: list[str], session_id: str | None = None) -> str:
+        conversation_id = uuid.uuid4().hex
+        with self.session() as s, s.begin():
+            s.add(Conversation(id=conversation_id, mode=mode, models=models, session_id=session_id))
+        return conversation_id
+
+    def conversation(self, conversation_id: str) -> Conversation | None:
+        with self.session() as s:
+            return s.get(Conversation, conversation_id)
+
+    def record_turn(self, record: TurnRecord) -> int:
+        stats = record.stats
+        row = Turn(
+            conversation_id=record.conversation_id,
+            column=record.column,
+            turn_index=record.turn_index,
+            preset_name=record.preset_name,
+            preset_hash=record.preset_hash,
+            model_id=record.model_id,
+            revision=record.revision,
+            quantization=record.quantization,
+            dtype=record.dtype,
+            device=record.device,
+            messages=record.messages,
+            system_prompt=record.system_prompt,
+            prompt=record.prompt,
+            params=record.params,
+            seed=record.seed,
+            output=record.output,
+            finish_reason=record.finish_reason,
+            error=record.error,
+            ttft_s=stats.get("ttft_s"),
+            total_s=stats.get("total_s"),
+            prompt_tokens=stats.get("prompt_tokens"),
+            completion_tokens=stats.get("completion_tokens"),
+            tokens_per_s=stats.get("tokens_per_s"),
+            started_at=record.started_at,
+            finished_at=utcnow(),
+            app_version=__version__,
+        )
+        with self.session() as s, s.begin():
+            s.add(row)
+            s.flush()
+            return row.id
+
+    def record_rating(self, turn_id: int, value: int, reasons: list[str] = (), comment: str = "") -> int:
+        if value not in (1, -1):
+            raise PlaygroundError(f"a rating is +1 (like) or -1 (dislike), got {value!r}")
+        with self.session() as s, s.begin():
+            if s.get(Turn, turn_id) is None:
+                raise PlaygroundError(f"there is no stored answer with id {turn_id} to rate")
+            rating = Rating(turn_id=turn_id, value=value, reasons=list(reasons), comment=comment or "")
+            s.add(rating)
+            s.flush()
+            return rating.id
+
+    def record_vote(
+        self,
+        conversation_id: str,
+        kind: str,
+        turn_index: int,
+        outcome: str,
+        models: list[str],
+        anonymous: bool = False,
+        identity_leaked: bool = False,
+    ) -> int:
+        vote = Vote(
+            conversation_id=conversation_id,
+            kind=kind,
+            turn_index=turn_index,
+            outcome=outcome,
+            models=models,
+            anonymous=anonymous,
+            identity_leaked=identity_leaked,
+        )
+        try:
+            with self.session() as s, s.begin():
+                s.add(vote)
+                s.flush()
+                return vote.id
+        except IntegrityError:
+            raise PlaygroundError("this round already has a vote; each round can be voted on once") from None
+
+    def turns(self, conversation_id: str | None = None) -> list[Turn]:
+        with self.session() as s:
+            query = select(Turn).order_by(Turn.id)
+            if conversation_id:
+                query = query.where(Turn.conversation_id == conversation_id)
+            return list(s.scalars(query))
+
+    def ratings(self, turn_id: int | None = None) -> list[Rating]:
+        with self.session() as s:
+            query = select(Rating).order_by(Rating.id)
+            if turn_id is not None:
+                query = query.where(Rating.turn_id == turn_id)
+            return list(s.scalars(query))
+
+    def votes(self, kinds: tuple[str, ...] = ("compare", "arena")) -> list[Vote]:
+        with self.session() as s:
+            return list(s.scalars(select(Vote).where(Vote.kind.in_(kinds)).order_by(Vote.id)))
+
+    def count(self, table) -> int:
+        with self.session() as s:
+            return int(s.scalar(select(func.count()).select_from(table)) or 0)
+
+    def export_jsonl(self, path: Path) -> int:
+        """Write every conversation with its turns, ratings and votes as one JSON object per line."""
+        with self.session() as s, path.open("w", encoding="utf-8") as out:
+            n = 0
+            for conversation in s.scalars(select(Conversation).order_by(Conversation.created_at)):
+                votes = s.scalars(select(Vote).where(Vote.conversation_id == conversation.id)).all()
+                item = {
+                    "id": conversation.id,
+                    "mode": conversation.mode,
+                    "models": conversation.models,
+                    "created_at": conversation.created_at.isoformat(),
+                    "turns": [
+                        _row(t) | {"ratings": [_row(r) for r in t.ratings]} for t in conversation.turns
+                    ],
+                    "votes": [_row(v) for v in votes],
+                }
+                out.write(json.dumps(item, default=str) + "\n")
+                n += 1
+        return n
+
+
+def _row(obj) -> dict[str, Any]:
+    return {c.key: getattr(obj, c.key) for c in obj.__table__.columns}
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

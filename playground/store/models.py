@@ -1,0 +1,94 @@
+"""Tables: conversations, turns (one model answer each), ratings of a turn, votes between columns."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Conversation(Base):
+    __tablename__ = "conversations"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    mode: Mapped[str] = mapped_column(String(16))  # compare | arena | api
+    session_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    models: Mapped[list] = mapped_column(JSON, default=list)  # preset name per column
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    turns: Mapped[list[Turn]] = relationship(back_populates="conversation", order_by="Turn.id")
+
+
+class Turn(Base):
+    """One finished answer of one column, with everything needed to reproduce it."""
+
+    __tablename__ = "turns"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id"), index=True)
+    column: Mapped[int] = mapped_column(Integer)
+    turn_index: Mapped[int] = mapped_column(Integer)
+    preset_name: Mapped[str] = mapped_column(String(128), index=True)
+    preset_hash: Mapped[str] = mapped_column(String(64))
+    model_id: Mapped[str] = mapped_column(String(256))
+    revision: Mapped[str] = mapped_column(String(256))
+    quantization: Mapped[str] = mapped_column(String(32))
+    dtype: Mapped[str] = mapped_column(String(32))
+    device: Mapped[str] = mapped_column(String(32))
+    messages: Mapped[list] = mapped_column(JSON)
+    system_prompt: Mapped[str] = mapped_column(Text, default="")
+    prompt: Mapped[str] = mapped_column(Text)
+    params: Mapped[dict] = mapped_column(JSON)
+    seed: Mapped[int | None] = mapped_column(Integer)
+    output: Mapped[str] = mapped_column(Text)
+    finish_reason: Mapped[str] = mapped_column(String(16))  # eos | stop_string | length | stopped | error
+    error: Mapped[str | None] = mapped_column(Text)
+    ttft_s: Mapped[float | None] = mapped_column(Float)
+    total_s: Mapped[float | None] = mapped_column(Float)
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    tokens_per_s: Mapped[float | None] = mapped_column(Float)
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    finished_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    app_version: Mapped[str] = mapped_column(String(32))
+    conversation: Mapped[Conversation] = relationship(back_populates="turns")
+    ratings: Mapped[list[Rating]] = relationship(back_populates="turn")
+
+
+class Rating(Base):
+    """Like (+1) or dislike (-1) of one turn, with reasons and an optional comment."""
+
+    __tablename__ = "ratings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    turn_id: Mapped[int] = mapped_column(ForeignKey("turns.id"), index=True)
+    value: Mapped[int] = mapped_column(Integer)
+    reasons: Mapped[list] = mapped_column(JSON, default=list)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    turn: Mapped[Turn] = relationship(back_populates="ratings")
+
+
+class Vote(Base):
+    """A judgement between columns after round ``turn_index`` (arena battles: one per battle, index 0)."""
+
+    __tablename__ = "votes"
+    __table_args__ = (UniqueConstraint("conversation_id", "kind", "turn_index", name="one_vote_per_round"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # compare | arena
+    turn_index: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(16))  # column index as text | tie | all_bad
+    models: Mapped[list] = mapped_column(JSON)  # preset name per column at vote time
+    anonymous: Mapped[bool] = mapped_column(Boolean, default=False)
+    identity_leaked: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
