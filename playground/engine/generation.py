@@ -2,7 +2,8 @@
 
 ``stream()`` yields ``StreamEvent``s carrying text deltas; the last one has ``done=True``, the
 finish reason and the stats. Closing the iterator (a cancelled request, a closed browser tab)
-or setting the ``cancel`` event stops the worker within one token.
+or setting the ``cancel`` event stops the worker within one token; ``cancel`` may be
+shared by several generations, and finishing one never sets it.
 
 Sampling draws from a per-request ``torch.Generator`` (in a logits processor, with greedy
 selection of the drawn token), so a seeded turn reproduces even while other columns sample
@@ -86,13 +87,12 @@ class _QueueStreamer(BaseStreamer):
 
 
 class _Cancelled(StoppingCriteria):
-    def __init__(self, event: threading.Event):
-        self._event = event
+    def __init__(self, *events: threading.Event):
+        self._events = events
 
     def __call__(self, input_ids, scores, **kwargs):
-        return torch.full(
-            (input_ids.shape[0],), self._event.is_set(), dtype=torch.bool, device=input_ids.device
-        )
+        stop = any(e.is_set() for e in self._events)
+        return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
 
 
 class _SeededSampler(LogitsProcessor):
@@ -138,7 +138,8 @@ def stream(
     cancel: threading.Event | None = None,
 ) -> Iterator[StreamEvent]:
     """Generate from ``prompt`` and yield text deltas as they are decoded."""
-    cancel = cancel or threading.Event()
+    cancel = cancel or threading.Event()  # the caller's: may be shared by several columns
+    finished = threading.Event()  # this generation's own: set on a stop string or when the consumer leaves
     started = time.perf_counter()
     encoded = tokenizer(prompt, return_tensors="pt")
     input_ids = encoded["input_ids"].to(model.device)
@@ -155,7 +156,7 @@ def stream(
     kwargs.update(
         do_sample=False,
         logits_processor=_sampling_processors(params, seed) if sampling else None,
-        stopping_criteria=StoppingCriteriaList([_Cancelled(cancel)]),
+        stopping_criteria=StoppingCriteriaList([_Cancelled(cancel, finished)]),
         pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos, default=0),
         eos_token_id=sorted(eos) or None,
     )
@@ -190,7 +191,7 @@ def stream(
             last_id = item[-1]
             delta = stops.push(decoder.push(item))
             if stops.stopped_on is not None:
-                cancel.set()
+                finished.set()
             if delta:
                 text += delta
                 stats.total_s = time.perf_counter() - started
@@ -211,7 +212,7 @@ def stream(
             reason = "length"
         yield StreamEvent(delta=tail, text=text, done=True, finish_reason=reason, stats=stats, seed=seed)
     finally:
-        cancel.set()
+        finished.set()
 
 
 def _explain(exc: BaseException) -> PlaygroundError:

@@ -136,7 +136,9 @@ def _message(err: dict[str, Any]) -> str:
         return "field missing"
     if err["type"] == "extra_forbidden":
         return "unknown field"
-    return err["msg"].removeprefix("Value error, ")
+    message = err["msg"].removeprefix("Value error, ")
+    given = err.get("input")
+    return message if isinstance(given, dict | list) else f"{message} (got {given!r})"
 
 
 class PresetRegistry:

@@ -31,6 +31,7 @@ class AnswerRequest:
     system_prompt: str | None = None
     revision: str | None = None
     quantization: str | None = None
+    turn_index: int | None = None  # the round this answers; default: count of user messages - 1
 
 
 @dataclass
@@ -136,7 +137,9 @@ class ChatService:
             return None
         loaded: LoadedModel | None = context["loaded"]
         preset = self.registry.get(request.preset) if request.preset in self.registry else None
-        turn_index = sum(1 for m in request.messages if m.role == "user") - 1
+        turn_index = request.turn_index
+        if turn_index is None:
+            turn_index = sum(1 for m in request.messages if m.role == "user") - 1
         return self.store.record_turn(
             TurnRecord(
                 conversation_id=conversation_id,

@@ -88,6 +88,3 @@ class CompareService:
             raise PlaygroundError(f"vote must be one of {vote_outcomes(len(columns))}, got {outcome!r}")
         models = [next(t.preset_name for t in reversed(turns) if t.column == c) for c in columns]
         return self.store.record_vote(conversation_id, "compare", turn_index, outcome, models)
-
-    def rate(self, turn_id: int, value: int, reasons: list[str] | None = None, comment: str = "") -> int:
-        return self.store.record_rating(int(turn_id), int(value), reasons or [], comment)

@@ -122,6 +122,13 @@ class Store:
             s.flush()
             return rating.id
 
+    def update_rating(self, rating_id: int, reasons: list[str], comment: str = "") -> None:
+        with self.session() as s, s.begin():
+            rating = s.get(Rating, rating_id)
+            if rating is None:
+                raise PlaygroundError(f"there is no rating with id {rating_id}")
+            rating.reasons, rating.comment = list(reasons), comment or ""
+
     def record_vote(
         self,
         conversation_id: str,

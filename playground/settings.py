@@ -1,0 +1,107 @@
+"""Settings from the command line and environment variables (flags win over env)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_COLUMNS = ["smollm2-135m-instruct", "smollm2-135m-instruct-greedy"]
+
+
+def _env_list(name: str) -> list[str] | None:
+    value = os.environ.get(name)
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def _env_float(name: str) -> float | None:
+    value = os.environ.get(name)
+    return float(value) if value else None
+
+
+@dataclass
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 7860
+    share: bool = False
+    auth: str | None = None  # "user:password" for shared links
+    db: str = str(ROOT / "data" / "playground.db")
+    presets_dir: Path = ROOT / "presets"
+    user_presets_dir: Path = ROOT / "data" / "user_presets"
+    cache_dir: Path = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "llm-playground"
+    columns: list[str] = field(default_factory=lambda: list(DEFAULT_COLUMNS))
+    memory_budget_gb: float | None = None
+    device: str | None = None
+    arena_pool: list[str] | None = None  # None: every preset whose weights are available
+    arena_weights: dict[str, float] = field(default_factory=dict)
+    bootstrap_rounds: int = 100
+
+    @classmethod
+    def from_args(cls, argv: list[str] | None = None) -> Settings:
+        d = cls()
+        env = os.environ.get
+        parser = argparse.ArgumentParser(description="LLM comparison playground")
+        parser.add_argument("--host", default=env("PLAYGROUND_HOST", d.host))
+        parser.add_argument("--port", type=int, default=int(env("PLAYGROUND_PORT", d.port)))
+        parser.add_argument("--share", action="store_true", default=env("PLAYGROUND_SHARE") == "1")
+        parser.add_argument("--auth", default=env("PLAYGROUND_AUTH"), help="user:password for --share links")
+        parser.add_argument(
+            "--db", default=env("PLAYGROUND_DB", d.db), help="SQLAlchemy URL or SQLite file path"
+        )
+        parser.add_argument("--presets", type=Path, default=Path(env("PLAYGROUND_PRESETS", d.presets_dir)))
+        parser.add_argument(
+            "--user-presets", type=Path, default=Path(env("PLAYGROUND_USER_PRESETS", d.user_presets_dir))
+        )
+        parser.add_argument("--cache-dir", type=Path, default=Path(env("PLAYGROUND_CACHE", d.cache_dir)))
+        parser.add_argument(
+            "--columns",
+            default=",".join(_env_list("PLAYGROUND_COLUMNS") or d.columns),
+            help="comma-separated preset names, one per Compare column (2 to 4)",
+        )
+        parser.add_argument(
+            "--memory-budget-gb",
+            type=float,
+            default=_env_float("PLAYGROUND_MEMORY_BUDGET_GB"),
+            help="memory for loaded models (GPU memory, or RAM on CPU); default 80%% of what is free",
+        )
+        parser.add_argument("--device", default=env("PLAYGROUND_DEVICE"), help="cpu or cuda (default: auto)")
+        parser.add_argument(
+            "--arena-pool",
+            default=env("PLAYGROUND_ARENA_POOL"),
+            help="comma-separated presets for arena battles, optionally name=weight",
+        )
+        parser.add_argument(
+            "--bootstrap-rounds",
+            type=int,
+            default=int(env("PLAYGROUND_BOOTSTRAP_ROUNDS", d.bootstrap_rounds)),
+        )
+        args = parser.parse_args(argv)
+        columns = [c.strip() for c in args.columns.split(",") if c.strip()]
+        if not 2 <= len(columns) <= 4:
+            parser.error(f"--columns needs 2 to 4 preset names, got {len(columns)}")
+        pool, weights = None, {}
+        if args.arena_pool:
+            pool = []
+            for item in args.arena_pool.split(","):
+                name, _, weight = item.strip().partition("=")
+                pool.append(name)
+                if weight:
+                    weights[name] = float(weight)
+        return cls(
+            host=args.host,
+            port=args.port,
+            share=args.share,
+            auth=args.auth,
+            db=args.db,
+            presets_dir=args.presets,
+            user_presets_dir=args.user_presets,
+            cache_dir=args.cache_dir,
+            columns=columns,
+            memory_budget_gb=args.memory_budget_gb,
+            device=args.device,
+            arena_pool=pool,
+            arena_weights=weights,
+            bootstrap_rounds=args.bootstrap_rounds,
+        )

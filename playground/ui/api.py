@@ -1,0 +1,144 @@
+"""API-only endpoints (stable ``api_name``s), each a thin call into a service.
+
+JSON arguments are passed as strings so every client (gradio_client, curl, JS) sends the same
+thing. Errors come back as the real cause (a ``gr.Error`` message).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import gradio as gr
+
+from playground.errors import PlaygroundError
+from playground.services.chat import AnswerRequest, messages_from
+from playground.services.container import Services
+from playground.ui.common import session_key, user_errors
+
+
+def _json(raw: str | None, what: str, default):
+    if raw in (None, ""):
+        return default
+    if not isinstance(raw, str):
+        return raw
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise PlaygroundError(f"{what} is not valid JSON: {exc}") from None
+
+
+def register_api(services: Services) -> None:
+    @user_errors
+    def generate(
+        preset: str,
+        messages: str,
+        params: str = "{}",
+        system_prompt: str | None = None,
+        request: gr.Request = None,
+    ) -> Iterator[str]:
+        """Stream one answer: preset name, messages as a JSON list of {role, content}, params as JSON."""
+        answer = AnswerRequest(
+            preset=preset,
+            messages=messages_from(messages),
+            params=_json(params, "params", {}),
+            system_prompt=system_prompt,
+        )
+        conversation_id = services.compare.start([preset], mode="api", session_id=_session(request))
+        key = session_key(request, "api-generate")
+        cancel = services.runs.start(key)
+        try:
+            for update in services.chat.answer(answer, conversation_id, cancel=cancel):
+                if update.error:
+                    raise PlaygroundError(update.error)
+                if update.text:
+                    yield update.text
+        finally:
+            services.runs.finish(key, cancel)
+
+    @user_errors
+    def compare(
+        presets: str,
+        messages: str,
+        params: str = "{}",
+        system_prompts: str = "",
+        conversation_id: str = "",
+        request: gr.Request = None,
+    ) -> Iterator[dict]:
+        """Side by side: presets as a JSON list; messages one JSON list for all columns or one per column."""
+        names = _json(presets, "presets", [])
+        if not isinstance(names, list) or not 1 <= len(names) <= 4:
+            raise PlaygroundError("presets must be a JSON list of 1 to 4 preset names")
+        raw_messages = _json(messages, "messages", [])
+        per_column = (
+            raw_messages
+            if raw_messages and isinstance(raw_messages[0], list)
+            else [raw_messages] * len(names)
+        )
+        raw_params = _json(params, "params", {})
+        per_params = raw_params if isinstance(raw_params, list) else [raw_params] * len(names)
+        systems = _json(system_prompts, "system_prompts", [None] * len(names))
+        if len(per_column) != len(names) or len(per_params) != len(names) or len(systems) != len(names):
+            raise PlaygroundError(
+                "messages, params and system_prompts need one entry per preset (or one shared)"
+            )
+        requests = [
+            AnswerRequest(preset=n, messages=messages_from(m), params=p or {}, system_prompt=s)
+            for n, m, p, s in zip(names, per_column, per_params, systems, strict=True)
+        ]
+        turn_index = sum(1 for m in requests[0].messages if m.role == "user") - 1
+        for r in requests:
+            r.turn_index = turn_index
+        conversation_id = conversation_id or services.compare.start(names, session_id=_session(request))
+        key = session_key(request, "api-compare")
+        cancel = services.runs.start(key)
+        try:
+            for snapshot in services.compare.run(conversation_id, requests, cancel):
+                yield {
+                    "conversation_id": conversation_id,
+                    "turn_index": turn_index,
+                    "columns": [
+                        {
+                            "preset": n,
+                            "text": u.text,
+                            "done": u.done,
+                            "finish_reason": u.finish_reason,
+                            "error": u.error,
+                            "turn_id": u.turn_id,
+                            "stats": u.stats,
+                        }
+                        for n, u in zip(names, snapshot, strict=True)
+                    ],
+                }
+        finally:
+            services.runs.finish(key, cancel)
+
+    @user_errors
+    def rate(turn_id: int, value: int, reasons: str = "[]", comment: str = "") -> dict:
+        """Like (1) or dislike (-1) a stored answer, with reasons (JSON list) and a comment."""
+        chosen = _json(reasons, "reasons", [])
+        return {"rating_id": services.feedback.rate(int(turn_id), int(value), chosen, comment)}
+
+    @user_errors
+    def vote(conversation_id: str, turn_index: int, outcome: str) -> dict:
+        """Vote on a side-by-side round: the best column's index ("0", "1", …), "tie" or "all_bad"."""
+        return {"vote_id": services.compare.vote(conversation_id, int(turn_index), str(outcome))}
+
+    @user_errors
+    def stop(request: gr.Request = None) -> dict:
+        """Stop every generation this API session is running."""
+        return {
+            "stopped": sum(
+                services.runs.cancel(session_key(request, s)) for s in ("api-generate", "api-compare")
+            )
+        }
+
+    gr.api(generate, api_name="generate")
+    gr.api(compare, api_name="compare")
+    gr.api(rate, api_name="rate")
+    gr.api(vote, api_name="vote")
+    gr.api(stop, api_name="stop")
+
+
+def _session(request: gr.Request | None) -> str | None:
+    return getattr(request, "session_hash", None)

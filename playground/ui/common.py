@@ -1,0 +1,117 @@
+"""Helpers shared by the tabs: error mapping, parameter widgets, chat display."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from dataclasses import dataclass
+
+import gradio as gr
+
+from playground.engine.params import GenerationParams
+from playground.engine.presets import Preset
+from playground.errors import PlaygroundError
+
+PARAM_FIELDS = ("temperature", "top_p", "top_k", "max_new_tokens", "repetition_penalty", "seed", "do_sample")
+
+
+def user_errors(fn):
+    """Show a ``PlaygroundError`` as a Gradio error with its message (also through the API)."""
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def gen_wrapper(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except PlaygroundError as exc:
+                raise gr.Error(str(exc)) from None
+
+        return gen_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except PlaygroundError as exc:
+            raise gr.Error(str(exc)) from None
+
+    return wrapper
+
+
+@dataclass
+class ParamWidgets:
+    temperature: gr.Slider
+    top_p: gr.Slider
+    top_k: gr.Slider
+    max_new_tokens: gr.Slider
+    repetition_penalty: gr.Slider
+    seed: gr.Number
+    do_sample: gr.Checkbox
+
+    def components(self) -> list:
+        return [getattr(self, name) for name in PARAM_FIELDS]
+
+    @staticmethod
+    def updates(params: GenerationParams) -> list:
+        values = params.model_dump()
+        return [gr.update(value=values[name]) for name in PARAM_FIELDS]
+
+
+def param_widgets(params: GenerationParams, key: str) -> ParamWidgets:
+    return ParamWidgets(
+        temperature=gr.Slider(
+            0.0, 2.0, value=params.temperature, step=0.05, label="temperature", key=f"{key}-t"
+        ),
+        top_p=gr.Slider(0.05, 1.0, value=params.top_p, step=0.01, label="top_p", key=f"{key}-p"),
+        top_k=gr.Slider(0, 200, value=params.top_k, step=1, label="top_k (0 = off)", key=f"{key}-k"),
+        max_new_tokens=gr.Slider(
+            1, 4096, value=params.max_new_tokens, step=1, label="max_new_tokens", key=f"{key}-m"
+        ),
+        repetition_penalty=gr.Slider(
+            0.5, 2.0, value=params.repetition_penalty, step=0.01, label="repetition_penalty", key=f"{key}-r"
+        ),
+        seed=gr.Number(value=params.seed, label="seed (empty = random)", precision=0, key=f"{key}-s"),
+        do_sample=gr.Checkbox(value=params.do_sample, label="do_sample", key=f"{key}-d"),
+    )
+
+
+def params_dict(values) -> dict:
+    """Widget values in ``PARAM_FIELDS`` order → a dict for ``parse_params`` (seed blank = random)."""
+    params = dict(zip(PARAM_FIELDS, values, strict=True))
+    if params["seed"] in ("", None):
+        params["seed"] = None
+    else:
+        params["seed"] = int(params["seed"])
+    params["top_k"] = int(params["top_k"])
+    params["max_new_tokens"] = int(params["max_new_tokens"])
+    return params
+
+
+def preset_choices(presets) -> list[tuple[str, str]]:
+    return [(p.display_name, p.name) for p in presets]
+
+
+def card_line(preset: Preset) -> str:
+    spec = preset.model
+    bits = [f"[{spec.id}]({preset.card_url})" if preset.card_url else spec.id, spec.loader]
+    if spec.quantization != "none":
+        bits.append(spec.quantization)
+    if preset.gated:
+        bits.append("🔒 gated")
+    line = " · ".join(bits)
+    return f"{line}  \n<small>{preset.license_note or preset.license}</small>"
+
+
+def chat_display(
+    history: list[dict], pending_user: str | None = None, pending_answer: str | None = None
+) -> list:
+    shown = [dict(m) for m in history]
+    if pending_user is not None:
+        shown.append({"role": "user", "content": pending_user})
+    if pending_answer is not None:
+        shown.append({"role": "assistant", "content": pending_answer})
+    return shown
+
+
+def session_key(request: gr.Request | None, scope: str) -> str:
+    return f"{scope}:{getattr(request, 'session_hash', None) or 'anonymous'}"

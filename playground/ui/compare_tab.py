@@ -1,0 +1,264 @@
+"""The Compare tab: 2–4 columns, one prompt, every column streaming at once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+from playground.services.chat import AnswerRequest
+from playground.services.chat import messages_from as parse_messages
+from playground.services.container import Services
+from playground.ui.common import (
+    ParamWidgets,
+    card_line,
+    chat_display,
+    param_widgets,
+    params_dict,
+    preset_choices,
+    session_key,
+    user_errors,
+)
+from playground.ui.rating import RatingPanel
+
+MAX_COLUMNS = 4
+PER_COLUMN = 2 + 7  # preset, system prompt, the generation parameters
+
+
+@dataclass
+class ColumnUI:
+    box: gr.Column
+    preset: gr.Dropdown
+    card: gr.Markdown
+    chatbot: gr.Chatbot
+    stats: gr.Markdown
+    system: gr.Textbox
+    params: ParamWidgets
+
+    def inputs(self) -> list:
+        return [self.preset, self.system, *self.params.components()]
+
+
+def new_state() -> dict:
+    return {
+        "conversation_id": None,
+        "histories": [[] for _ in range(MAX_COLUMNS)],
+        "turn_ids": [[] for _ in range(MAX_COLUMNS)],
+        "rounds": 0,
+        "voted": [],
+        "last_prompt": "",
+    }
+
+
+def vote_labels(ncols: int) -> list[str]:
+    if ncols == 2:
+        return ["👈 Left is better", "👉 Right is better", "", ""]
+    return [f"🥇 Column {i + 1} is best" for i in range(MAX_COLUMNS)]
+
+
+def build_compare_tab(services: Services) -> None:
+    settings, registry = services.settings, services.registry
+    state = gr.State(new_state())
+    ncols = gr.State(len(settings.columns))
+    with gr.Row():
+        add_btn = gr.Button("➕ Add column", size="sm", scale=0)
+        remove_btn = gr.Button("➖ Remove column", size="sm", scale=0)
+    columns: list[ColumnUI] = []
+    with gr.Row(equal_height=False):
+        for i in range(MAX_COLUMNS):
+            name = settings.columns[i] if i < len(settings.columns) else settings.columns[0]
+            preset = registry.get(name)
+            with gr.Column(visible=i < len(settings.columns), min_width=280) as box:
+                dropdown = gr.Dropdown(
+                    preset_choices(registry), value=name, label=f"Model {i + 1}", elem_id=f"model-{i}"
+                )
+                card = gr.Markdown(card_line(preset))
+                chatbot = gr.Chatbot(
+                    height=420, label=f"Column {i + 1}", elem_id=f"chat-{i}", buttons=["copy"]
+                )
+                stats = gr.Markdown("", elem_id=f"stats-{i}")
+                with gr.Accordion("Generation settings", open=False):
+                    system = gr.Textbox(preset.system_prompt, label="System prompt", lines=2)
+                    params = param_widgets(preset.params, key=f"col{i}")
+            columns.append(ColumnUI(box, dropdown, card, chatbot, stats, system, params))
+    with gr.Row():
+        prompt = gr.Textbox(
+            placeholder="Message every column…", show_label=False, scale=8, elem_id="compare-prompt", lines=2
+        )
+        send_btn = gr.Button("Send", variant="primary", scale=1, elem_id="compare-send")
+    with gr.Row():
+        stop_btn = gr.Button("⏹ Stop", size="sm")
+        regen_btn = gr.Button("🔁 Regenerate", size="sm")
+        undo_btn = gr.Button("↩ Undo", size="sm")
+        clear_btn = gr.Button("🗑 Clear", size="sm")
+    with gr.Row():
+        labels = vote_labels(len(settings.columns))
+        best_btns = [
+            gr.Button(labels[i], visible=i < len(settings.columns), elem_id=f"vote-{i}")
+            for i in range(MAX_COLUMNS)
+        ]
+        tie_btn = gr.Button("🤝 Tie", elem_id="vote-tie")
+        bad_btn = gr.Button(
+            "👎 Both are bad" if len(settings.columns) == 2 else "👎 All are bad", elem_id="vote-bad"
+        )
+    vote_status = gr.Markdown("", elem_id="vote-status")
+    rating = RatingPanel.build(services, "compare")
+
+    all_inputs = [c for col in columns for c in col.inputs()]
+    stream_outputs = [*(c.chatbot for c in columns), *(c.stats for c in columns), state, prompt, vote_status]
+
+    def run_round(text: str, st: dict, n: int, values: list, request: gr.Request, regenerate: bool):
+        if regenerate:
+            if not st["rounds"]:
+                raise gr.Error("nothing to regenerate yet")
+            text = st["last_prompt"]
+            for i in range(n):
+                if len(st["histories"][i]) >= 2 and st["turn_ids"][i]:
+                    st["histories"][i] = st["histories"][i][:-2]
+                    st["turn_ids"][i] = st["turn_ids"][i][:-1]
+            st["rounds"] -= 1
+        if not text or not text.strip():
+            raise gr.Error("type a message first")
+        column_values = [values[i * PER_COLUMN : (i + 1) * PER_COLUMN] for i in range(n)]
+        presets = [v[0] for v in column_values]
+        if st["conversation_id"] is None:
+            st["conversation_id"] = services.compare.start(presets, session_id=request.session_hash)
+        round_index = st["rounds"]
+        requests = [
+            AnswerRequest(
+                preset=v[0],
+                messages=parse_messages([*st["histories"][i], {"role": "user", "content": text}]),
+                params=params_dict(v[2:]),
+                system_prompt=v[1],
+                turn_index=round_index,
+            )
+            for i, v in enumerate(column_values)
+        ]
+        key = session_key(request, "compare")
+        cancel = services.runs.start(key)
+        snapshot = []
+        try:
+            for snapshot in services.compare.run(st["conversation_id"], requests, cancel):
+                yield _render(st, n, text, snapshot, finished=False) + [st, "", ""]
+        finally:
+            services.runs.finish(key, cancel)
+        for i, update in enumerate(snapshot):
+            if update.done and not update.error:
+                st["histories"][i] += [
+                    {"role": "user", "content": text},
+                    {"role": "assistant", "content": update.text.strip()},
+                ]
+                st["turn_ids"][i].append(update.turn_id)
+        st["rounds"], st["last_prompt"] = round_index + 1, text
+        yield _render(st, n, text, snapshot, finished=True) + [st, "", ""]
+
+    def _render(st, n, text, snapshot, finished: bool) -> list:
+        chats, stats = [], []
+        for i in range(MAX_COLUMNS):
+            if i >= n or i >= len(snapshot):
+                chats.append(gr.skip())
+                stats.append(gr.skip())
+                continue
+            update = snapshot[i]
+            if update.error:
+                chats.append(chat_display(st["histories"][i], text, f"⚠️ {update.error}"))
+                stats.append(f"**error:** {update.error}")
+            elif finished:
+                chats.append(chat_display(st["histories"][i]))
+                stats.append(update.stats_line())
+            else:
+                chats.append(chat_display(st["histories"][i], text, update.text or "…"))
+                stats.append(update.stats_line())
+        return chats + stats
+
+    @user_errors
+    def send(text, st, n, *values, request: gr.Request):
+        yield from run_round(text, st, n, list(values), request, regenerate=False)
+
+    @user_errors
+    def regenerate(st, n, *values, request: gr.Request):
+        yield from run_round("", st, n, list(values), request, regenerate=True)
+
+    def stop_columns(request: gr.Request):
+        services.runs.cancel(session_key(request, "compare"))
+
+    def undo(st, n):
+        if st["rounds"]:
+            for i in range(n):
+                if st["histories"][i]:
+                    st["histories"][i] = st["histories"][i][:-2]
+                    st["turn_ids"][i] = st["turn_ids"][i][:-1]
+            st["rounds"] -= 1
+        return [chat_display(st["histories"][i]) for i in range(MAX_COLUMNS)] + [st]
+
+    def clear():
+        st = new_state()
+        return [[] for _ in range(MAX_COLUMNS)] + ["" for _ in range(MAX_COLUMNS)] + [st, ""]
+
+    @user_errors
+    def vote(outcome: str, st: dict, n: int):
+        if not st["rounds"]:
+            raise gr.Error("send a message before voting")
+        round_index = st["rounds"] - 1
+        services.compare.vote(st["conversation_id"], round_index, outcome)
+        st["voted"].append(round_index)
+        names = {"tie": "Tie", "all_bad": "Both are bad" if n == 2 else "All are bad"}
+        label = names.get(outcome) or vote_labels(n)[int(outcome)]
+        return f"✅ Vote saved for round {round_index + 1}: {label}", st
+
+    def resize(n: int, delta: int):
+        n = max(2, min(MAX_COLUMNS, n + delta))
+        labels = vote_labels(n)
+        return (
+            [n]
+            + [gr.update(visible=i < n) for i in range(MAX_COLUMNS)]
+            + [gr.update(visible=i < n, value=labels[i]) for i in range(MAX_COLUMNS)]
+            + [gr.update(value="👎 Both are bad" if n == 2 else "👎 All are bad")]
+        )
+
+    def choose_preset(name: str):
+        preset = registry.get(name)
+        return [card_line(preset), preset.system_prompt, *ParamWidgets.updates(preset.params)]
+
+    send_args = dict(
+        inputs=[prompt, state, ncols, *all_inputs], outputs=stream_outputs, api_visibility="private"
+    )
+    send_event = send_btn.click(send, **send_args)
+    submit_event = prompt.submit(send, **send_args)
+    regen_event = regen_btn.click(
+        regenerate, inputs=[state, ncols, *all_inputs], outputs=stream_outputs, api_visibility="private"
+    )
+    stop_btn.click(
+        stop_columns, None, None, cancels=[send_event, submit_event, regen_event], api_visibility="private"
+    )
+    undo_btn.click(undo, [state, ncols], [*(c.chatbot for c in columns), state], api_visibility="private")
+    clear_btn.click(
+        clear,
+        None,
+        [*(c.chatbot for c in columns), *(c.stats for c in columns), state, vote_status],
+        api_visibility="private",
+    )
+    for i, btn in enumerate(best_btns):
+        btn.click(
+            lambda st, n, i=i: vote(str(i), st, n),
+            [state, ncols],
+            [vote_status, state],
+            api_visibility="private",
+        )
+    tie_btn.click(
+        lambda st, n: vote("tie", st, n), [state, ncols], [vote_status, state], api_visibility="private"
+    )
+    bad_btn.click(
+        lambda st, n: vote("all_bad", st, n), [state, ncols], [vote_status, state], api_visibility="private"
+    )
+    resize_outputs = [ncols, *(c.box for c in columns), *best_btns, bad_btn]
+    add_btn.click(lambda n: resize(n, +1), [ncols], resize_outputs, api_visibility="private")
+    remove_btn.click(lambda n: resize(n, -1), [ncols], resize_outputs, api_visibility="private")
+    for i, col in enumerate(columns):
+        col.preset.change(
+            choose_preset,
+            [col.preset],
+            [col.card, col.system, *col.params.components()],
+            api_visibility="private",
+        )
+        rating.attach(col.chatbot, lambda st, i=i: st["turn_ids"][i], state)

@@ -1,0 +1,69 @@
+"""The rating panel under a tab's chats: Like/Dislike on an answer, then reasons and a comment."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import gradio as gr
+
+from playground.services.feedback import reasons_for
+from playground.ui.common import user_errors
+
+
+@dataclass
+class RatingPanel:
+    services: object
+    box: gr.Group
+    title: gr.Markdown
+    reasons: gr.CheckboxGroup
+    comment: gr.Textbox
+    save: gr.Button
+    current: gr.State
+
+    @classmethod
+    def build(cls, services, scope: str) -> RatingPanel:
+        current = gr.State(None)
+        with gr.Group(visible=False) as box:
+            title = gr.Markdown("")
+            reasons = gr.CheckboxGroup([], label="Why?", elem_id=f"{scope}-reasons")
+            comment = gr.Textbox(label="Comment (optional)", lines=1, elem_id=f"{scope}-comment")
+            save = gr.Button("Save reasons", size="sm", elem_id=f"{scope}-save-reasons")
+        panel = cls(services, box, title, reasons, comment, save, current)
+
+        @user_errors
+        def save_reasons(rating: dict | None, chosen: list[str], text: str):
+            if not rating:
+                raise gr.Error("rate an answer first (👍 / 👎 under it)")
+            services.feedback.explain(rating["id"], rating["value"], chosen, text)
+            return gr.update(visible=False), None, "✅ Rating saved with your reasons."
+
+        save.click(save_reasons, [current, reasons, comment], [box, current, title], api_visibility="private")
+        return panel
+
+    def attach(self, chatbot: gr.Chatbot, turn_ids_of: Callable[[dict], list], state: gr.State) -> None:
+        services = self.services
+
+        @user_errors
+        def on_like(st: dict, data: gr.LikeData):
+            value = {True: 1, "Like": 1, False: -1, "Dislike": -1}.get(data.liked)
+            index = data.index[0] if isinstance(data.index, list | tuple) else data.index
+            turn_ids = turn_ids_of(st)
+            if value is None or index is None or index // 2 >= len(turn_ids) or turn_ids[index // 2] is None:
+                return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            rating_id = services.feedback.rate(turn_ids[index // 2], value)
+            word = "Liked" if value > 0 else "Disliked"
+            return (
+                {"id": rating_id, "value": value},
+                gr.update(visible=True),
+                f"{word} answer {index // 2 + 1}. Add reasons?",
+                gr.update(choices=reasons_for(value), value=[]),
+                "",
+            )
+
+        chatbot.like(
+            on_like,
+            [state],
+            [self.current, self.box, self.title, self.reasons, self.comment],
+            api_visibility="private",
+        )

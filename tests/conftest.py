@@ -1,0 +1,66 @@
+"""Shared fixtures. Nothing here reaches the Hugging Face Hub: HF_HUB_OFFLINE is forced on."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.pop("SPACES_ZERO_GPU", None)
+
+import pytest  # noqa: E402
+
+from playground.settings import ROOT, Settings  # noqa: E402
+
+PRESETS = ROOT / "presets"
+FIXTURES = Path(os.environ.get("PLAYGROUND_FIXTURES", ROOT.parent / "shared" / "fixtures"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def model_cache_dir() -> Path:
+    """The real user cache, so the embedded model is converted once per machine, not per test run."""
+    return Settings().cache_dir
+
+
+@pytest.fixture(scope="session")
+def services(tmp_path_factory, model_cache_dir):
+    """Services on the shipped presets, the real embedded model and a fresh SQLite file."""
+    from playground.services.container import build_services
+
+    db = tmp_path_factory.mktemp("db") / "playground.db"
+    settings = Settings(
+        db=str(db),
+        presets_dir=PRESETS,
+        user_presets_dir=tmp_path_factory.mktemp("user_presets"),
+        cache_dir=model_cache_dir,
+    )
+    return build_services(settings)
+
+
+@pytest.fixture(scope="session")
+def smollm(services):
+    """The embedded SmolLM2 model, loaded once (bf16 or fp32, as the machine prefers)."""
+    from playground.engine.loader import LoadRequest
+
+    preset = services.registry.get("smollm2-135m-instruct")
+    return services.cache.get(LoadRequest.from_spec(preset.model))
+
+
+@pytest.fixture(scope="session")
+def live_app(services):
+    """The real app on a free port (a real HTTP server), yielding its URL."""
+    from playground.ui.app import CSS, build_app
+
+    demo = build_app(services)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, css=CSS)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()

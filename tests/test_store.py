@@ -1,0 +1,74 @@
+from datetime import datetime
+
+import pytest
+
+from playground.errors import PlaygroundError
+from playground.store.db import Store, TurnRecord
+from playground.store.models import Rating, Turn, Vote
+
+
+def turn(store: Store, conversation_id: str, column: int, turn_index: int = 0) -> int:
+    return store.record_turn(
+        TurnRecord(
+            conversation_id=conversation_id,
+            column=column,
+            turn_index=turn_index,
+            preset_name=f"p{column}",
+            preset_hash="h",
+            model_id="org/m",
+            revision="sha",
+            quantization="none",
+            dtype="float32",
+            device="cpu",
+            messages=[{"role": "user", "content": "hi"}],
+            system_prompt="",
+            prompt="U: hi\nA:",
+            params={"temperature": 0.5},
+            seed=3,
+            output="hello",
+            finish_reason="eos",
+            started_at=datetime.now(),
+            stats={
+                "ttft_s": 0.1,
+                "completion_tokens": 2,
+                "tokens_per_s": 20.0,
+                "prompt_tokens": 4,
+                "total_s": 0.2,
+            },
+        )
+    )
+
+
+def test_turn_rating_vote_round_trip(tmp_path):
+    store = Store(str(tmp_path / "sub" / "x.db"))
+    cid = store.new_conversation("compare", ["p0", "p1"])
+    t0, _t1 = turn(store, cid, 0), turn(store, cid, 1)
+    rating = store.record_rating(t0, 1, ["accurate"], "good")
+    store.update_rating(rating, ["accurate", "creative"], "very good")
+    store.record_vote(cid, "compare", 0, "1", ["p0", "p1"])
+    assert store.count(Turn) == 2 and store.count(Vote) == 1
+    saved = store.ratings(t0)[0]
+    assert (saved.turn_id, saved.reasons, saved.comment) == (t0, ["accurate", "creative"], "very good")
+    out = tmp_path / "export.jsonl"
+    assert store.export_jsonl(out) == 1
+    assert '"ratings": [{' in out.read_text()
+
+
+def test_second_vote_on_a_round_is_refused_and_nothing_is_lost(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'x.db'}")
+    cid = store.new_conversation("compare", ["a", "b"])
+    store.record_vote(cid, "compare", 0, "tie", ["a", "b"])
+    with pytest.raises(PlaygroundError, match="already has a vote"):
+        store.record_vote(cid, "compare", 0, "0", ["a", "b"])
+    assert [v.outcome for v in store.votes()] == ["tie"]
+
+
+def test_rating_needs_an_existing_turn_and_a_valid_value(tmp_path):
+    store = Store(str(tmp_path / "x.db"))
+    with pytest.raises(PlaygroundError, match="no stored answer with id 99"):
+        store.record_rating(99, 1)
+    cid = store.new_conversation("compare", ["a"])
+    t = turn(store, cid, 0)
+    with pytest.raises(PlaygroundError, match=r"\+1 \(like\) or -1"):
+        store.record_rating(t, 5)
+    assert store.count(Rating) == 0
