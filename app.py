@@ -1,28 +1,8 @@
-"""Start the playground: settings from flags and env → services → Gradio app → launch."""
-
-from __future__ import annotations
+"""Start the playground on localhost: ``python app.py --help`` lists the flags."""
 
 import sys
 
-from playground.errors import PlaygroundError
-from playground.services.container import build_services
-from playground.settings import Settings
-from playground.ui.app import CSS, build_app
-
-
-def main(argv: list[str] | None = None) -> int:
-    settings = Settings.from_args(argv)
-    try:
-        services = build_services(settings)
-    except PlaygroundError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    auth = tuple(settings.auth.split(":", 1)) if settings.auth else None
-    build_app(services).launch(
-        server_name=settings.host, server_port=settings.port, share=settings.share, auth=auth, css=CSS
-    )
-    return 0
-
+from playground.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

