@@ -133,7 +133,29 @@ def register_api(services: Services) -> None:
             )
         }
 
+    def presets() -> list[dict]:
+        """Every preset with its metadata (card link, license, loader, quantisation, template, defaults)."""
+        return services.presets.list()
+
+    @user_errors
+    def render_prompt(preset: str, messages: str, system_prompt: str | None = None) -> dict:
+        """The exact prompt string (and token count) the preset's model receives for these messages."""
+        return services.presets.render_prompt(preset, messages_from(messages), system_prompt)
+
+    @user_errors
+    def save_preset(
+        base: str, name: str, display_name: str = "", params: str = "{}", system_prompt: str | None = None
+    ) -> dict:
+        """Save a copy of preset ``base`` with other parameters as user preset ``name``."""
+        saved = services.presets.save_user_preset(
+            base, name, display_name, _json(params, "params", {}), system_prompt
+        )
+        return saved.summary()
+
     gr.api(generate, api_name="generate")
+    gr.api(presets, api_name="presets")
+    gr.api(render_prompt, api_name="render_prompt")
+    gr.api(save_preset, api_name="save_preset")
     gr.api(compare, api_name="compare")
     gr.api(rate, api_name="rate")
     gr.api(vote, api_name="vote")

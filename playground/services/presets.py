@@ -1,0 +1,110 @@
+"""Preset use cases: list them, show the exact prompt a model receives, save tuned copies as user presets."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from playground.engine import embedded
+from playground.engine.params import parse_params
+from playground.engine.presets import NAME_RE, Preset, PresetRegistry, load_preset_file
+from playground.engine.templates import Message
+from playground.errors import PlaygroundError
+
+
+class PresetService:
+    def __init__(self, registry: PresetRegistry, user_dir: Path, cache_root: Path):
+        self.registry = registry
+        self.user_dir = user_dir
+        self.cache_root = cache_root
+        self._tokenizers: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def list(self) -> list[dict[str, Any]]:
+        return [p.summary() | {"user_preset": self._is_user(p)} for p in self.registry]
+
+    def render_prompt(
+        self, name: str, messages: list[Message], system_prompt: str | None = None
+    ) -> dict[str, Any]:
+        """The exact string the model receives, and its token count when the tokenizer is at hand."""
+        preset = self.registry.get(name)
+        tokenizer, note = self._tokenizer(preset)
+        system = preset.system_prompt if system_prompt is None else system_prompt
+        prompt = preset.template.render(messages, system, tokenizer=tokenizer)
+        tokens = len(tokenizer(prompt)["input_ids"]) if tokenizer is not None else None
+        return {"preset": name, "prompt": prompt, "tokens": tokens, "note": note}
+
+    def save_user_preset(
+        self,
+        base: str,
+        name: str,
+        display_name: str,
+        params: dict[str, Any],
+        system_prompt: str | None = None,
+    ) -> Preset:
+        """Write a copy of ``base`` with new parameters to the user folder and make it selectable."""
+        source = self.registry.get(base)
+        if not NAME_RE.match(name or ""):
+            raise PlaygroundError(
+                f"preset name {name!r} must be lower-case letters, digits, '.', '_' or '-' (e.g. tulu-creative)"
+            )
+        if name in self.registry and not self._is_user(self.registry.get(name)):
+            raise PlaygroundError(f"{name!r} is a built-in preset; choose another name")
+        data = source.model_dump(mode="json")
+        data.update(
+            name=name,
+            display_name=display_name or f"{source.display_name} ({name})",
+            params=parse_params(params, base=source.params).model_dump(),
+        )
+        if system_prompt is not None:
+            data["system_prompt"] = system_prompt
+        self.user_dir.mkdir(parents=True, exist_ok=True)
+        path = self.user_dir / f"{name}.yaml"
+        scratch = path.with_suffix(".yaml.tmp")
+        scratch.write_text(
+            f"# Saved from the playground, based on preset {base!r}.\n"
+            + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+        )
+        try:
+            preset = load_preset_file(scratch).model_copy(update={"source": str(path)})
+        except PlaygroundError:
+            scratch.unlink(missing_ok=True)
+            raise
+        scratch.replace(path)
+        self.registry.add(preset.model_copy(update={"file_hash": load_preset_file(path).file_hash}))
+        return self.registry.get(name)
+
+    def _is_user(self, preset: Preset) -> bool:
+        return bool(preset.source) and Path(preset.source).resolve().parent == self.user_dir.resolve()
+
+    def _tokenizer(self, preset: Preset) -> tuple[Any, str]:
+        spec = preset.model
+        key = (spec.id, spec.revision)
+        with self._lock:
+            if key in self._tokenizers:
+                return self._tokenizers[key], ""
+        from transformers import AutoTokenizer
+
+        try:
+            if spec.loader == "embedded-gguf":
+                folder, _record = embedded.converted_dir(self.cache_root)
+                tokenizer = AutoTokenizer.from_pretrained(folder)
+            elif spec.loader == "peft-adapter":
+                from peft import PeftConfig
+
+                base = PeftConfig.from_pretrained(spec.id, revision=spec.revision).base_model_name_or_path
+                tokenizer = AutoTokenizer.from_pretrained(base)
+            else:
+                tokenizer = AutoTokenizer.from_pretrained(spec.id, revision=spec.revision)
+        except Exception as exc:  # noqa: BLE001 - the prompt is still shown, without a token count
+            if preset.template.kind == "tokenizer":
+                raise PlaygroundError(
+                    f"the tokenizer of {spec.id} is needed for its chat template: {exc}"
+                ) from None
+            return None, f"token count unavailable: the tokenizer of {spec.id} is not in the local cache"
+        with self._lock:
+            self._tokenizers[key] = tokenizer
+        return tokenizer, ""

@@ -1,0 +1,149 @@
+"""The Presets tab: every preset's card facts, a prompt inspector, and saving tuned copies."""
+
+from __future__ import annotations
+
+import json
+
+import gradio as gr
+
+from playground.engine.presets import Preset
+from playground.engine.templates import parse_messages
+from playground.errors import PlaygroundError
+from playground.services.container import Services
+from playground.ui.common import ParamWidgets, param_widgets, params_dict, preset_choices, user_errors
+
+EXAMPLE = "user: What is the capital of France?\nassistant: Paris.\nuser: And of Italy?"
+
+
+def parse_conversation(text: str) -> list:
+    """``role: text`` lines (a line without a prefix continues the previous turn), or a JSON list."""
+    text = text.strip()
+    if text.startswith("["):
+        try:
+            return parse_messages(json.loads(text))
+        except ValueError as exc:
+            raise PlaygroundError(f"the conversation is not valid JSON: {exc}") from None
+    turns: list[dict] = []
+    for line in text.splitlines():
+        role, sep, content = line.partition(":")
+        if sep and role.strip().lower() in ("user", "assistant", "system"):
+            turns.append({"role": role.strip().lower(), "content": content.strip()})
+        elif turns:
+            turns[-1]["content"] += "\n" + line
+        else:
+            raise PlaygroundError("start each turn with 'user:' or 'assistant:' (or paste a JSON list)")
+    return parse_messages(turns)
+
+
+def details(preset: Preset) -> str:
+    s = preset.model
+    template = preset.template
+    rows = [
+        f"### {preset.display_name}",
+        f"[{s.id}]({preset.card_url}) · license: {preset.license or 'see card'}"
+        + (" · 🔒 **gated**" if preset.gated else ""),
+        f"> {preset.license_note}" if preset.license_note else "",
+        f"- loader **{s.loader}**, dtype **{s.dtype}**, quantisation **{s.quantization}**"
+        + (f" (also: {', '.join(s.quantization_choices)})" if s.quantization_choices else ""),
+        f"- revision **{s.revision}**" + (f" (also: {', '.join(s.revisions)})" if s.revisions else ""),
+        f"- context {s.context_length or 'model default'} tokens"
+        + (f", RoPE scaling {s.rope_scaling}" if s.rope_scaling else "")
+        + (", trust_remote_code" if s.trust_remote_code else ""),
+        f"- stop strings: {', '.join(f'`{x!r}`' for x in preset.stop) or 'none'}",
+        f"- file: `{preset.source}` · sha256 `{preset.file_hash[:16]}…`",
+    ]
+    if template.kind == "tokenizer":
+        rows.append("- template: the tokenizer's own chat template")
+    else:
+        fields = {
+            k: getattr(template, k) for k in ("prefix", "system", "user", "assistant", "generation_prefix")
+        }
+        rows.append("- template: " + ", ".join(f"{k} `{v!r}`" for k, v in fields.items() if v))
+    return "\n".join(r for r in rows if r)
+
+
+def table(services: Services) -> list[list]:
+    return [
+        [
+            p["display_name"],
+            p["name"],
+            p["model_id"],
+            p["loader"],
+            p["quantization"],
+            p["dtype"],
+            "yes" if p["gated"] else "",
+            "user" if p["user_preset"] else "built-in",
+        ]
+        for p in services.presets.list()
+    ]
+
+
+def build_presets_tab(services: Services, dropdowns: list[gr.Dropdown]) -> None:
+    registry = services.registry
+    first = registry.get(services.settings.columns[0])
+    overview = gr.Dataframe(
+        table(services),
+        headers=["preset", "name", "model", "loader", "quantisation", "dtype", "gated", "origin"],
+        interactive=False,
+        elem_id="presets-table",
+    )
+    with gr.Row():
+        with gr.Column(scale=1):
+            chosen = gr.Dropdown(
+                preset_choices(registry), value=first.name, label="Preset", elem_id="inspect-preset"
+            )
+            info = gr.Markdown(details(first), elem_id="preset-details")
+        with gr.Column(scale=1):
+            system = gr.Textbox(first.system_prompt, label="System prompt", lines=2)
+            conversation = gr.Textbox(
+                EXAMPLE,
+                label="Conversation (user: / assistant: lines)",
+                lines=5,
+                elem_id="inspect-conversation",
+            )
+            inspect = gr.Button("Show the exact prompt", elem_id="inspect")
+            count = gr.Markdown("", elem_id="inspect-count")
+            rendered = gr.Code(label="What the model receives", language=None, elem_id="inspect-prompt")
+    with gr.Accordion("Save tuned parameters as a new preset", open=False):
+        params = param_widgets(first.params, key="presets")
+        with gr.Row():
+            new_name = gr.Textbox(
+                label="New preset name", placeholder="e.g. tulu-creative", elem_id="new-preset-name"
+            )
+            new_display = gr.Textbox(label="Display name (optional)")
+            save = gr.Button("Save preset", variant="primary", elem_id="save-preset")
+        saved = gr.Markdown("", elem_id="save-status")
+
+    def choose(name: str):
+        preset = registry.get(name)
+        return [details(preset), preset.system_prompt, *ParamWidgets.updates(preset.params)]
+
+    @user_errors
+    def show(name: str, system_prompt: str, text: str):
+        result = services.presets.render_prompt(name, parse_conversation(text), system_prompt)
+        tokens = f"**{result['tokens']} tokens**" if result["tokens"] is not None else result["note"]
+        return (
+            f"{tokens} · {len(result['prompt'])} characters · ends with `{result['prompt'][-12:]!r}`",
+            result["prompt"],
+        )
+
+    @user_errors
+    def save_preset(base: str, name: str, display: str, system_prompt: str, *values):
+        preset = services.presets.save_user_preset(
+            base, name.strip(), display.strip(), params_dict(values), system_prompt
+        )
+        choices = preset_choices(registry)
+        return [
+            f"✅ Saved `{preset.source}`; **{preset.display_name}** is now in every model list.",
+            table(services),
+            gr.update(choices=choices),
+        ] + [gr.update(choices=choices) for _ in dropdowns]
+
+    chosen.change(choose, [chosen], [info, system, *params.components()], api_visibility="private")
+    inspect.click(show, [chosen, system, conversation], [count, rendered], api_visibility="private")
+    save.click(
+        save_preset,
+        [chosen, new_name, new_display, system, *params.components()],
+        [saved, overview, chosen, *dropdowns],
+        api_visibility="private",
+    )
