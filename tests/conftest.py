@@ -64,3 +64,21 @@ def live_app(services):
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, css=CSS)
     yield f"http://127.0.0.1:{port}/"
     demo.close()
+
+
+@pytest.fixture(scope="session")
+def offline_hub(tmp_path_factory):
+    """The seeded offline Hub cache: tiny checkpoints under the five cards' real repo ids."""
+    from tests.conftest_hub import build_session_hub
+
+    return build_session_hub(tmp_path_factory)
+
+
+@pytest.fixture
+def hub(offline_hub, monkeypatch):
+    """Point huggingface_hub at the seeded cache (offline) for one test."""
+    from tests.conftest_hub import skip_gptqmodel_jit_kernels, use_offline_hub
+
+    use_offline_hub(offline_hub.hf_home, monkeypatch)
+    skip_gptqmodel_jit_kernels(monkeypatch)
+    return offline_hub

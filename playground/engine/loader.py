@@ -8,8 +8,11 @@ preset file only). Hub failures become a ``PlaygroundError`` saying which repo a
 
 from __future__ import annotations
 
+import importlib
+import threading
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -163,30 +166,53 @@ def _load_hub(request, device, dtype, progress):
         details["rope_parameters"] = params
     progress(0.2, f"loading weights of {base_repo}@{base_revision}")
     kwargs = _quant_kwargs(request, dtype)
-    model = AutoModelForCausalLM.from_pretrained(
-        base_repo,
-        revision=base_revision,
-        config=config,
-        trust_remote_code=request.trust_remote_code,
-        **kwargs,
-        **_placement(device, kwargs),
-    )
-    resolved = getattr(config, "_commit_hash", None) or base_revision
+    with _plain_linears(config.model_type, "quantization_config" in kwargs):
+        model = AutoModelForCausalLM.from_pretrained(
+            base_repo,
+            revision=base_revision,
+            config=config,
+            trust_remote_code=request.trust_remote_code,
+            **kwargs,
+            **_placement(device, kwargs),
+        )
+    resolved = _cached_sha(base_repo, base_revision, "config.json") or base_revision
     tokenizer = AutoTokenizer.from_pretrained(base_repo, revision=base_revision)
     if request.loader == "peft-adapter":
         from peft import PeftModel
 
         progress(0.85, f"applying adapter {repo}@{revision}")
         model = PeftModel.from_pretrained(model, repo, revision=revision)
-        adapter_sha = getattr(model.peft_config.get("default"), "revision", None) or revision
-        resolved = f"adapter:{_cached_sha(repo, revision) or adapter_sha} base:{resolved}"
+        resolved = f"adapter:{_cached_sha(repo, revision, 'adapter_config.json') or revision} base:{resolved}"
     return model, tokenizer, resolved, details
 
 
-def _cached_sha(repo: str, revision: str) -> str | None:
+# Linear subclasses whose math is plain nn.Linear but which bitsandbytes' replacement skips (it converts
+# only modules whose type is exactly nn.Linear): the model is built with nn.Linear in their place.
+PLAIN_LINEAR_SUBCLASSES = {"falcon": ("transformers.models.falcon.modeling_falcon", "FalconLinear")}
+_PATCH_LOCK = threading.Lock()
+
+
+@contextmanager
+def _plain_linears(model_type: str, quantizing: bool):
+    target = PLAIN_LINEAR_SUBCLASSES.get(model_type) if quantizing else None
+    if target is None:
+        yield
+        return
+    module = importlib.import_module(target[0])
+    with _PATCH_LOCK:
+        original = getattr(module, target[1])
+        setattr(module, target[1], torch.nn.Linear)
+        try:
+            yield
+        finally:
+            setattr(module, target[1], original)
+
+
+def _cached_sha(repo: str, revision: str, filename: str) -> str | None:
+    """The commit sha a revision resolves to, read from the local Hub cache's snapshot path."""
     from huggingface_hub import try_to_load_from_cache
 
-    path = try_to_load_from_cache(repo, "adapter_config.json", revision=revision)
+    path = try_to_load_from_cache(repo, filename, revision=revision)
     if isinstance(path, str) and "/snapshots/" in path:
         return path.split("/snapshots/")[1].split("/")[0]
     return None
