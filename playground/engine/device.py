@@ -1,15 +1,19 @@
 """Which device and dtype a model runs on.
 
 On CUDA: bf16 where supported, else fp16. On CPU: bf16 only if it is measurably faster than
-fp32 on this machine (a short matmul benchmark at decode-like shapes, run once per process
-by the model cache); fp16 on CPU falls back to that choice. ``PLAYGROUND_CPU_DTYPE`` overrides.
+fp32 on this machine (a short matmul benchmark at decode-like shapes, run once per machine and
+remembered in the cache folder); fp16 on CPU falls back to that choice. ``PLAYGROUND_CPU_DTYPE``
+overrides.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import platform
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -31,11 +35,47 @@ def _time_linear(dtype: torch.dtype, reps: int = 20) -> float:
     return time.perf_counter() - start
 
 
-def measure_cpu_bf16_speedup() -> float:
-    """fp32 time / bf16 time for a decode-shaped linear layer (> 1 means bf16 is faster)."""
-    fp32 = min(_time_linear(torch.float32) for _ in range(3))
-    bf16 = min(_time_linear(torch.bfloat16) for _ in range(3))
-    return fp32 / bf16
+def measure_cpu_bf16_speedup(rounds: int = 5) -> float:
+    """fp32 time / bf16 time for a decode-shaped linear layer (> 1 means bf16 is faster).
+
+    The two are timed alternately and the best of each is kept, so load from other processes hits
+    both alike.
+    """
+    fp32, bf16 = [], []
+    for _ in range(rounds):
+        fp32.append(_time_linear(torch.float32))
+        bf16.append(_time_linear(torch.bfloat16))
+    return min(fp32) / min(bf16)
+
+
+def _machine_key() -> str:
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model} | {os.cpu_count()} cpus | torch {torch.__version__}"
+
+
+def cpu_bf16_speedup(cache_dir: Path | None) -> float:
+    """The measured speed-up, remembered per machine in ``cache_dir`` so every start decides the same."""
+    record = cache_dir / "cpu-dtype.json" if cache_dir else None
+    key = _machine_key()
+    if record and record.is_file():
+        try:
+            saved = json.loads(record.read_text())
+            if saved.get("machine") == key:
+                return float(saved["bf16_speedup"])
+        except (ValueError, KeyError):
+            pass
+    speedup = measure_cpu_bf16_speedup()
+    if record:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps({"machine": key, "bf16_speedup": speedup}))
+    return speedup
 
 
 @dataclass(frozen=True)
@@ -45,14 +85,14 @@ class DeviceInfo:
     bf16_speedup: float | None = None
 
     @classmethod
-    def detect(cls, device: str | None = None) -> DeviceInfo:
+    def detect(cls, device: str | None = None, cache_dir: Path | None = None) -> DeviceInfo:
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         if device.startswith("cuda"):
             return cls(device, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
         forced = os.environ.get("PLAYGROUND_CPU_DTYPE")
         if forced:
             return cls(device, DTYPES[forced])
-        speedup = measure_cpu_bf16_speedup()
+        speedup = cpu_bf16_speedup(cache_dir)
         return cls(device, torch.bfloat16 if speedup > 1.05 else torch.float32, speedup)
 
     def resolve(self, requested: str) -> torch.dtype:

@@ -7,6 +7,7 @@ import queue
 import threading
 from collections.abc import Iterator
 
+from playground.engine.loader import Progress
 from playground.errors import PlaygroundError
 from playground.services.chat import AnswerRequest, AnswerUpdate, ChatService
 from playground.store.db import Store
@@ -34,6 +35,7 @@ class CompareService:
         conversation_id: str,
         requests: list[AnswerRequest],
         cancel: threading.Event | None = None,
+        progress: Progress | None = None,
     ) -> Iterator[list[AnswerUpdate]]:
         """Yield a snapshot of every column whenever any of them has new text."""
         cancel = cancel or threading.Event()
@@ -42,7 +44,7 @@ class CompareService:
 
         def work(column: int, request: AnswerRequest) -> None:
             try:
-                for update in self.chat.answer(request, conversation_id, column, cancel):
+                for update in self.chat.answer(request, conversation_id, column, cancel, progress):
                     updates.put((column, copy.copy(update)))
             finally:
                 updates.put((column, _DONE))

@@ -115,3 +115,15 @@ def chat_display(
 
 def session_key(request: gr.Request | None, scope: str) -> str:
     return f"{scope}:{getattr(request, 'session_hash', None) or 'anonymous'}"
+
+
+def load_progress(progress: gr.Progress):
+    """Adapt a Gradio progress bar to the loader's ``(fraction, description)`` callback."""
+
+    def report(fraction: float, description: str) -> None:
+        try:
+            progress(fraction, desc=description)
+        except Exception:  # noqa: BLE001 - a progress bar must never break a load
+            pass
+
+    return report

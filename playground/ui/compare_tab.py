@@ -13,6 +13,7 @@ from playground.ui.common import (
     ParamWidgets,
     card_line,
     chat_display,
+    load_progress,
     param_widgets,
     params_dict,
     preset_choices,
@@ -56,7 +57,8 @@ def vote_labels(ncols: int) -> list[str]:
     return [f"🥇 Column {i + 1} is best" for i in range(MAX_COLUMNS)]
 
 
-def build_compare_tab(services: Services) -> None:
+def build_compare_tab(services: Services) -> list[gr.Dropdown]:
+    """Build the tab; returns the model dropdowns (other tabs refresh their choices)."""
     settings, registry = services.settings, services.registry
     state = gr.State(new_state())
     ncols = gr.State(len(settings.columns))
@@ -107,7 +109,7 @@ def build_compare_tab(services: Services) -> None:
     all_inputs = [c for col in columns for c in col.inputs()]
     stream_outputs = [*(c.chatbot for c in columns), *(c.stats for c in columns), state, prompt, vote_status]
 
-    def run_round(text: str, st: dict, n: int, values: list, request: gr.Request, regenerate: bool):
+    def run_round(text: str, st: dict, n: int, values: list, request: gr.Request, regenerate: bool, progress):
         if regenerate:
             if not st["rounds"]:
                 raise gr.Error("nothing to regenerate yet")
@@ -138,7 +140,9 @@ def build_compare_tab(services: Services) -> None:
         cancel = services.runs.start(key)
         snapshot = []
         try:
-            for snapshot in services.compare.run(st["conversation_id"], requests, cancel):
+            for snapshot in services.compare.run(
+                st["conversation_id"], requests, cancel, load_progress(progress)
+            ):
                 yield _render(st, n, text, snapshot, finished=False) + [st, "", ""]
         finally:
             services.runs.finish(key, cancel)
@@ -172,12 +176,12 @@ def build_compare_tab(services: Services) -> None:
         return chats + stats
 
     @user_errors
-    def send(request: gr.Request, text, st, n, *values):
-        yield from run_round(text, st, n, list(values), request, regenerate=False)
+    def send(request: gr.Request, text, st, n, progress=gr.Progress(track_tqdm=True), *values):  # noqa: B034
+        yield from run_round(text, st, n, list(values), request, False, progress)
 
     @user_errors
-    def regenerate(request: gr.Request, st, n, *values):
-        yield from run_round("", st, n, list(values), request, regenerate=True)
+    def regenerate(request: gr.Request, st, n, progress=gr.Progress(track_tqdm=True), *values):  # noqa: B034
+        yield from run_round("", st, n, list(values), request, True, progress)
 
     def stop_columns(request: gr.Request):
         services.runs.cancel(session_key(request, "compare"))
@@ -262,3 +266,4 @@ def build_compare_tab(services: Services) -> None:
             api_visibility="private",
         )
         rating.attach(col.chatbot, lambda st, i=i: st["turn_ids"][i], state)
+    return [c.preset for c in columns]
