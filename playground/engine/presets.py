@@ -66,6 +66,9 @@ class Preset(BaseModel):
     system_prompt: str = ""
     stop: list[str] = Field(default_factory=list)
     params: GenerationParams = Field(default_factory=GenerationParams)
+    identity_terms: list[str] = Field(
+        default_factory=list, description="names/makers that reveal the model in an answer (arena)"
+    )
     file_hash: str = Field("", exclude=True)
     source: str = Field("", exclude=True)
 

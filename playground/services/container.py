@@ -10,9 +10,12 @@ from playground.engine.device import DeviceInfo
 from playground.engine.footprint import estimate_bytes
 from playground.engine.presets import PresetRegistry
 from playground.errors import PlaygroundError
+from playground.services.arena import ArenaService
 from playground.services.chat import ChatService
 from playground.services.compare import CompareService
 from playground.services.feedback import FeedbackService
+from playground.services.leaderboard import LeaderboardService
+from playground.services.presets import PresetService
 from playground.services.runs import RunRegistry
 from playground.settings import Settings
 from playground.store.db import Store
@@ -27,14 +30,17 @@ class Services:
     chat: ChatService
     compare: CompareService
     feedback: FeedbackService
+    presets: PresetService
     runs: RunRegistry
+    arena: ArenaService
+    leaderboard: LeaderboardService
 
 
 def build_services(settings: Settings) -> Services:
     registry = PresetRegistry.from_folders(settings.presets_dir, settings.user_presets_dir)
     for name in settings.columns:
         registry.get(name)
-    device = DeviceInfo.detect(settings.device)
+    device = DeviceInfo.detect(settings.device, settings.cache_dir)
     budget = int(settings.memory_budget_gb * GB) if settings.memory_budget_gb else None
     cache = ModelCache(device, settings.cache_dir, budget, estimate=partial(estimate_bytes, device=device))
     try:
@@ -42,13 +48,17 @@ def build_services(settings: Settings) -> Services:
     except Exception as exc:  # noqa: BLE001 - a bad --db is a start-up error with its cause
         raise PlaygroundError(f"cannot open the database {settings.db!r}: {exc}") from None
     chat = ChatService(registry, cache, store)
+    compare = CompareService(chat, store)
     return Services(
         settings=settings,
         registry=registry,
         cache=cache,
         store=store,
         chat=chat,
-        compare=CompareService(chat, store),
+        compare=compare,
         feedback=FeedbackService(store),
+        presets=PresetService(registry, settings.user_presets_dir, settings.cache_dir),
         runs=RunRegistry(),
+        arena=ArenaService(registry, compare, store, settings.arena_pool, settings.arena_weights),
+        leaderboard=LeaderboardService(store, registry, settings.bootstrap_rounds),
     )

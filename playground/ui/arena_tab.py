@@ -1,0 +1,145 @@
+"""The Arena tab: two anonymous models answer the same prompt; vote, then see who they were.
+
+The page holds only the battle id (a ``gr.State``, kept server-side by Gradio); which presets
+fight is known to ``ArenaService`` alone until the vote reveals it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+from playground.services.arena import SIDES, ArenaView, Reveal
+from playground.services.container import Services
+from playground.ui.common import user_errors
+from playground.ui.rating import RatingPanel
+
+VOTES = [  # (elem_id suffix, outcome, label)
+    ("a", "0", "👈 A is better"),
+    ("b", "1", "👉 B is better"),
+    ("tie", "tie", "🤝 Tie"),
+    ("bad", "all_bad", "👎 Both are bad"),
+]
+WELCOME = "Two anonymous models were drawn. Ask anything; vote when both have answered."
+
+
+@dataclass
+class ArenaTab:
+    voted: gr.State  # a counter that changes after each vote (the leaderboard refreshes on it)
+
+
+def status_line(view: ArenaView) -> str:
+    errors = [f"⚠️ {side}: {e}" for side, e in zip(SIDES, view.errors, strict=True) if e]
+    if errors:
+        return "  \n".join(errors)
+    if not all(view.finished):
+        return "Model A and Model B are answering…"
+    return "Both answers are in: vote below, or keep talking." if view.can_vote else ""
+
+
+def reveal_text(reveal: Reveal) -> str:
+    label = next(text for _, outcome, text in VOTES if outcome == reveal.outcome)
+    lines = [f"✅ Vote saved: **{label}**."]
+    for side, model in zip(SIDES, reveal.models, strict=True):
+        lines.append(f"**{side}** was **{model['display_name']}** (`{model['preset']}`, {model['model_id']})")
+    if reveal.identity_leaked:
+        lines.append(
+            "⚠️ An answer named its own model, so this vote is left out of the leaderboard by default."
+        )
+    return "  \n".join(lines) + "  \nPress **New battle** to play again."
+
+
+def _bind(vote, outcome: str):
+    def on_vote(battle_id: str | None, count: int, request: gr.Request):
+        return vote(outcome, battle_id, count, request)
+
+    return on_vote
+
+
+def build_arena_tab(services: Services) -> ArenaTab:
+    arena = services.arena
+    battle = gr.State(None)  # the battle id, nothing else
+    voted = gr.State(0)
+    gr.Markdown(
+        "Two models, drawn at random, answer the same prompt side by side. Their names stay hidden "
+        "until you vote; each battle takes one vote."
+    )
+    with gr.Row(equal_height=False):
+        chats = [
+            gr.Chatbot(height=420, label=side, elem_id=f"arena-chat-{key}", buttons=["copy"])
+            for side, key in zip(SIDES, "ab", strict=True)
+        ]
+    with gr.Row():
+        prompt = gr.Textbox(
+            placeholder="Ask both models…", show_label=False, scale=8, lines=2, elem_id="arena-prompt"
+        )
+        send_btn = gr.Button("Send", variant="primary", scale=1, elem_id="arena-send")
+    with gr.Row():
+        vote_btns = [
+            gr.Button(label, interactive=False, elem_id=f"arena-vote-{key}") for key, _, label in VOTES
+        ]
+    with gr.Row():
+        new_btn = gr.Button("🎲 New battle", size="sm", elem_id="arena-new")
+        stop_btn = gr.Button("⏹ Stop", size="sm", elem_id="arena-stop")
+    status = gr.Markdown("", elem_id="arena-status")
+    rating = RatingPanel.build(services, "arena")
+
+    def voting(enabled: bool) -> list:
+        return [gr.update(interactive=enabled) for _ in vote_btns]
+
+    @user_errors
+    def send(text: str, battle_id: str | None, request: gr.Request):
+        battle_id = battle_id or arena.new_battle(request.session_hash)
+        for view in arena.send(battle_id, request.session_hash, text):
+            yield [*view.chats, battle_id, "", *voting(view.can_vote), status_line(view)]
+
+    @user_errors
+    def new_battle(battle_id: str | None, request: gr.Request):
+        if battle_id:
+            try:
+                arena.stop(battle_id, request.session_hash)
+            except Exception:  # noqa: BLE001 - an expired battle has nothing to stop
+                pass
+        new_id = arena.new_battle(request.session_hash)
+        chat_updates = [gr.update(value=[], label=side) for side in SIDES]
+        open_prompt = [gr.update(value="", interactive=True), gr.update(interactive=True)]
+        return [*chat_updates, new_id, *open_prompt, *voting(False), WELCOME]
+
+    @user_errors
+    def vote(outcome: str, battle_id: str | None, count: int, request: gr.Request):
+        reveal = arena.vote(battle_id, request.session_hash, outcome)
+        labels = [
+            gr.update(label=f"{side}: {m['display_name']}")
+            for side, m in zip(SIDES, reveal.models, strict=True)
+        ]
+        closed = [gr.update(interactive=False), gr.update(interactive=False)]
+        return [*labels, *closed, *voting(False), reveal_text(reveal), count + 1]
+
+    def stop(battle_id: str | None, request: gr.Request):
+        if battle_id:
+            arena.stop(battle_id, request.session_hash)
+
+    send_outputs = [*chats, battle, prompt, *vote_btns, status]
+    sending = [
+        send_btn.click(send, [prompt, battle], send_outputs, api_visibility="private"),
+        prompt.submit(send, [prompt, battle], send_outputs, api_visibility="private"),
+    ]
+    new_btn.click(  # cancels a running send, so its last update cannot land in the new battle
+        new_battle,
+        [battle],
+        [*chats, battle, prompt, send_btn, *vote_btns, status],
+        cancels=sending,
+        api_visibility="private",
+    )
+    stop_btn.click(user_errors(stop), [battle], None, api_visibility="private")
+    for btn, (_, outcome, _) in zip(vote_btns, VOTES, strict=True):
+        btn.click(
+            _bind(vote, outcome),
+            [battle, voted],
+            [*chats, prompt, send_btn, *vote_btns, status, voted],
+            api_visibility="private",
+        )
+    for side, chatbot in enumerate(chats):
+        rating.attach(chatbot, lambda bid, side=side: arena.turn_ids(bid, side), battle)
+    return ArenaTab(voted=voted)
