@@ -106,3 +106,12 @@ def _req(name):
     from playground.services.chat import AnswerRequest
 
     return AnswerRequest(name, [])
+
+
+def test_the_event_queue_does_not_busy_poll(services):
+    """Gradio polls its queue every 1 ms by default; the app asks for 10 ms (see ui/app.py)."""
+    from playground.ui.app import build_app
+
+    demo = build_app(services)
+    assert demo._queue.sleep_when_free >= 0.01
+    assert demo._queue.progress_update_sleep_when_free >= 0.05

@@ -19,6 +19,7 @@ import torch
 
 from playground.engine.device import DeviceInfo
 from playground.engine.loader import LoadedModel, LoadRequest, Progress, load
+from playground.engine.threads import isolated
 from playground.errors import PlaygroundError
 
 GB = 1024**3
@@ -73,7 +74,7 @@ class ModelCache:
             return self.get(request, progress, hold) if hold else loaded
         try:
             self._make_room(request, self._estimate(request))
-            loaded = self._loader(request, self.device, self.cache_root, progress)
+            loaded = isolated(self._loader, request, self.device, self.cache_root, progress)
             self.load_count += 1
         except BaseException as exc:
             with self._lock:

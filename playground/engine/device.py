@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+from playground.engine.threads import isolated
+
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 
 
@@ -71,7 +73,7 @@ def cpu_bf16_speedup(cache_dir: Path | None) -> float:
                 return float(saved["bf16_speedup"])
         except (ValueError, KeyError):
             pass
-    speedup = measure_cpu_bf16_speedup()
+    speedup = isolated(measure_cpu_bf16_speedup)
     if record:
         record.parent.mkdir(parents=True, exist_ok=True)
         record.write_text(json.dumps({"machine": key, "bf16_speedup": speedup}))

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 
 from playground.engine.loader import Progress
+from playground.engine.threads import start_thread
 from playground.errors import PlaygroundError
 from playground.services.chat import AnswerRequest, AnswerUpdate, ChatService
 from playground.store.db import Store
@@ -49,12 +50,7 @@ class CompareService:
             finally:
                 updates.put((column, _DONE))
 
-        threads = [
-            threading.Thread(target=work, args=(i, r), name=f"column-{i}", daemon=True)
-            for i, r in enumerate(requests)
-        ]
-        for thread in threads:
-            thread.start()
+        threads = [start_thread(work, i, r, name=f"column-{i}") for i, r in enumerate(requests)]
         running = len(threads)
         try:
             while running:

@@ -14,7 +14,7 @@ import gradio as gr
 from playground.errors import PlaygroundError
 from playground.services.chat import AnswerRequest, messages_from
 from playground.services.container import Services
-from playground.ui.common import session_key, user_errors
+from playground.ui.common import session_id, session_key, user_errors
 
 
 def _json(raw: str | None, what: str, default):
@@ -44,7 +44,7 @@ def register_api(services: Services) -> None:
             params=_json(params, "params", {}),
             system_prompt=system_prompt,
         )
-        conversation_id = services.compare.start([preset], mode="api", session_id=_session(request))
+        conversation_id = services.compare.start([preset], mode="api", session_id=session_id(request))
         key = session_key(request, "api-generate")
         cancel = services.runs.start(key)
         try:
@@ -89,7 +89,7 @@ def register_api(services: Services) -> None:
         turn_index = sum(1 for m in requests[0].messages if m.role == "user") - 1
         for r in requests:
             r.turn_index = turn_index
-        conversation_id = conversation_id or services.compare.start(names, session_id=_session(request))
+        conversation_id = conversation_id or services.compare.start(names, session_id=session_id(request))
         key = session_key(request, "api-compare")
         cancel = services.runs.start(key)
         try:
@@ -160,7 +160,3 @@ def register_api(services: Services) -> None:
     gr.api(rate, api_name="rate")
     gr.api(vote, api_name="vote")
     gr.api(stop, api_name="stop")
-
-
-def _session(request: gr.Request | None) -> str | None:
-    return getattr(request, "session_hash", None)

@@ -37,4 +37,18 @@ def build_app(services: Services) -> gr.Blocks:
             with gr.Tab("Presets", id="presets"):
                 build_presets_tab(services, dropdowns)
     demo.queue(default_concurrency_limit=8)
+    _calm_queue_polling(demo)
     return demo
+
+
+def _calm_queue_polling(demo: gr.Blocks) -> None:
+    """Poll Gradio's event queue every 10 ms instead of every 1 ms.
+
+    Gradio's queue loop wakes up 1000 times a second while it has free slots, which is ~10% of a
+    core on an idle 2-core machine and, during a generation, takes the GIL and a CPU away from the
+    model between every pair of kernels. 10 ms adds at most 10 ms to an event's start.
+    """
+    queue = getattr(demo, "_queue", None)
+    if queue is not None and hasattr(queue, "sleep_when_free"):
+        queue.sleep_when_free = max(queue.sleep_when_free, 0.01)
+        queue.progress_update_sleep_when_free = max(queue.progress_update_sleep_when_free, 0.05)

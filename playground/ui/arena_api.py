@@ -12,7 +12,7 @@ import gradio as gr
 
 from playground.services.container import Services
 from playground.services.leaderboard import LeaderboardFilters
-from playground.ui.common import user_errors
+from playground.ui.common import session_id, user_errors
 
 
 def register_arena_api(services: Services) -> None:
@@ -21,25 +21,25 @@ def register_arena_api(services: Services) -> None:
     @user_errors
     def arena_new(request: gr.Request = None) -> dict:
         """Start a battle between two anonymous models; returns its id and an empty conversation."""
-        session = _session(request)
+        session = session_id(request)
         return arena.view(arena.new_battle(session), session).as_json()
 
     @user_errors
     def arena_send(battle_id: str, message: str, request: gr.Request = None) -> Iterator[dict]:
         """Send a message to both models of a battle; streams their answers as "Model A" / "Model B"."""
-        for view in arena.send(battle_id, _session(request), message):
+        for view in arena.send(battle_id, session_id(request), message):
             yield view.as_json()
 
     @user_errors
     def arena_vote(battle_id: str, outcome: str, request: gr.Request = None) -> dict:
         """Vote once, after both answers have finished: "0" (A), "1" (B), "tie" or "all_bad".
         Returns the vote id, both models' names and whether an answer named its own model."""
-        return arena.vote(battle_id, _session(request), outcome).as_json()
+        return arena.vote(battle_id, session_id(request), outcome).as_json()
 
     @user_errors
     def arena_stop(battle_id: str, request: gr.Request = None) -> dict:
         """Stop both answers of a battle that are still being generated."""
-        return {"stopped": arena.stop(battle_id, _session(request))}
+        return {"stopped": arena.stop(battle_id, session_id(request))}
 
     @user_errors
     def leaderboard(
@@ -54,7 +54,3 @@ def register_arena_api(services: Services) -> None:
     gr.api(arena_vote, api_name="arena_vote")
     gr.api(arena_stop, api_name="arena_stop")
     gr.api(leaderboard, api_name="leaderboard")
-
-
-def _session(request: gr.Request | None) -> str | None:
-    return getattr(request, "session_hash", None)

@@ -113,8 +113,13 @@ def chat_display(
     return shown
 
 
+def session_id(request: gr.Request | None) -> str | None:
+    """The browser tab's (or API client's) session, which battles and running generations belong to."""
+    return getattr(request, "session_hash", None)
+
+
 def session_key(request: gr.Request | None, scope: str) -> str:
-    return f"{scope}:{getattr(request, 'session_hash', None) or 'anonymous'}"
+    return f"{scope}:{session_id(request) or 'anonymous'}"
 
 
 def load_progress(progress: gr.Progress):
