@@ -33,6 +33,7 @@ from transformers.generation.streamers import BaseStreamer
 
 from playground.engine.params import GenerationParams
 from playground.engine.textstream import IncrementalDecoder, StopStringFilter
+from playground.engine.threads import start_thread
 from playground.errors import PlaygroundError
 
 _END = object()
@@ -176,10 +177,9 @@ def stream(
             failure.append(exc)
             tokens.put(_END)
 
-    worker = threading.Thread(target=work, name="generate", daemon=True)
     decoder, stops = IncrementalDecoder(tokenizer), StopStringFilter(stop)
     text, last_id = "", None
-    worker.start()
+    worker = start_thread(work, name="generate")  # ends with the generation: see engine/threads.py
     try:
         while True:
             item = tokens.get()
