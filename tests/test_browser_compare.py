@@ -28,3 +28,34 @@ def test_compare_in_chromium(live_app, services):
         )
         screenshot(page, "compare.png")
     assert len(services.store.votes()) == votes_before + 1
+
+
+def test_a_message_sent_while_a_round_streams_takes_over(live_app, services):
+    """Sending during a round is neither dropped nor wiped: the running round stops (stored as
+    stopped) and the new message is answered in every column."""
+    with chromium_page(live_app) as page:
+        page.locator("#compare-prompt textarea").fill("Write a very long poem about the sea.")
+        page.locator("#compare-send").click()
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('#chat-0 .bot')].some(e => e.innerText.trim().length > 2)",
+            timeout=120_000,
+        )
+        page.locator("#compare-prompt textarea").fill("Now name one fish.")
+        page.locator("#compare-send").click()
+        for i in range(2):
+            page.wait_for_function(
+                f"() => document.querySelector('#chat-{i}').innerText.includes('Now name one fish.')",
+                timeout=60_000,
+            )
+        page.wait_for_function(
+            "() => ['#stats-0', '#stats-1'].every(s => /tok\\/s · (eos|length|stop_string)/"
+            ".test(document.querySelector(s).innerText))",
+            timeout=180_000,
+        )
+        screenshot(page, "compare_takeover.png")
+    turns = services.store.turns()
+    poem = [t for t in turns if t.messages[-1]["content"].startswith("Write a very long poem")]
+    fish = [t for t in turns if t.messages[-1]["content"] == "Now name one fish."]
+    assert {t.finish_reason for t in poem} == {"stopped"} and len(poem) == 2
+    assert len(fish) == 2 and all(t.output and t.finish_reason != "stopped" for t in fish)
+    assert {t.conversation_id for t in fish} == {poem[0].conversation_id}

@@ -137,13 +137,16 @@ def build_compare_tab(services: Services) -> list[gr.Dropdown]:
             for i, v in enumerate(column_values)
         ]
         key = session_key(request, "compare")
-        cancel = services.runs.start(key)
-        snapshot = []
+        cancel = services.runs.start(key)  # a round still running in this tab stops here
+        snapshot, cleared = [], ""  # the prompt box is emptied once: what is typed meanwhile stays
         try:
             for snapshot in services.compare.run(
                 st["conversation_id"], requests, cancel, load_progress(progress)
             ):
-                yield _render(st, n, text, snapshot, finished=False) + [st, "", ""]
+                yield _render(st, n, text, snapshot, finished=False) + [st, cleared, ""]
+                cleared = gr.skip()
+            if services.runs.superseded(cancel):
+                return  # a newer message took over this tab; its round owns the columns now
         finally:
             services.runs.finish(key, cancel)
         for i, update in enumerate(snapshot):
@@ -224,8 +227,13 @@ def build_compare_tab(services: Services) -> list[gr.Dropdown]:
         preset = registry.get(name)
         return [card_line(preset), preset.system_prompt, *ParamWidgets.updates(preset.params)]
 
+    # "multiple": a message sent while a round streams is not dropped; it stops that round and
+    # starts its own (RunRegistry.start), and the superseded round leaves the columns to it.
     send_args = dict(
-        inputs=[prompt, state, ncols, *all_inputs], outputs=stream_outputs, api_visibility="private"
+        inputs=[prompt, state, ncols, *all_inputs],
+        outputs=stream_outputs,
+        api_visibility="private",
+        trigger_mode="multiple",
     )
     send_event = send_btn.click(send, **send_args)
     submit_event = prompt.submit(send, **send_args)
