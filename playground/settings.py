@@ -37,6 +37,7 @@ class Settings:
     arena_pool: list[str] | None = None  # None: every preset whose weights are available
     arena_weights: dict[str, float] = field(default_factory=dict)
     bootstrap_rounds: int = 100
+    notebook_batch_rows: int = 16  # rows of the notebook's canonical batch (fewer if memory is short)
 
     @classmethod
     def from_args(cls, argv: list[str] | None = None) -> Settings:
@@ -77,7 +78,15 @@ class Settings:
             type=int,
             default=int(env("PLAYGROUND_BOOTSTRAP_ROUNDS", d.bootstrap_rounds)),
         )
+        parser.add_argument(
+            "--notebook-batch-rows",
+            type=int,
+            default=int(env("PLAYGROUND_NOTEBOOK_BATCH_ROWS", d.notebook_batch_rows)),
+            help="rows per batch in the Notebook grid (the most; fewer when the model's memory is short)",
+        )
         args = parser.parse_args(argv)
+        if args.notebook_batch_rows < 1:
+            parser.error("--notebook-batch-rows must be at least 1")
         columns = [c.strip() for c in args.columns.split(",") if c.strip()]
         if not 2 <= len(columns) <= 4:
             parser.error(f"--columns needs 2 to 4 preset names, got {len(columns)}")
@@ -104,4 +113,5 @@ class Settings:
             arena_pool=pool,
             arena_weights=weights,
             bootstrap_rounds=args.bootstrap_rounds,
+            notebook_batch_rows=args.notebook_batch_rows,
         )

@@ -5,9 +5,9 @@ finish reason and the stats. Closing the iterator (a cancelled request, a closed
 or setting the ``cancel`` event stops the worker within one token; ``cancel`` may be
 shared by several generations, and finishing one never sets it.
 
-Sampling draws from a per-request ``torch.Generator`` (in a logits processor, with greedy
-selection of the drawn token), so a seeded turn reproduces even while other columns sample
-at the same moment on the process-wide RNG.
+Sampling draws from a per-request ``torch.Generator`` (``engine/sampling.py``: a logits processor,
+with greedy selection of the drawn token), so a seeded turn reproduces even while other columns
+sample at the same moment on the process-wide RNG.
 """
 
 from __future__ import annotations
@@ -20,18 +20,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
-from transformers import (
-    LogitsProcessor,
-    LogitsProcessorList,
-    StoppingCriteria,
-    StoppingCriteriaList,
-    TemperatureLogitsWarper,
-    TopKLogitsWarper,
-    TopPLogitsWarper,
-)
+from transformers import StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
 from playground.engine.params import GenerationParams
+from playground.engine.sampling import processors
 from playground.engine.textstream import IncrementalDecoder, StopStringFilter
 from playground.engine.threads import start_thread
 from playground.errors import PlaygroundError
@@ -96,32 +89,11 @@ class _Cancelled(StoppingCriteria):
         return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
 
 
-class _SeededSampler(LogitsProcessor):
-    """Draw the next token with a private generator and leave only it selectable."""
-
-    def __init__(self, seed: int):
-        self._generator = torch.Generator(device="cpu").manual_seed(seed)
-
-    def __call__(self, input_ids, scores):
-        probs = torch.softmax(scores.float(), dim=-1).cpu()
-        chosen = torch.multinomial(probs, 1, generator=self._generator).to(scores.device)
-        masked = torch.full_like(scores, float("-inf"))
-        return masked.scatter(1, chosen, 0.0)
+def pad_token_id(tokenizer, eos: set[int]) -> int:
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos, default=0)
 
 
-def _sampling_processors(params: GenerationParams, seed: int) -> LogitsProcessorList:
-    processors = LogitsProcessorList()
-    if params.temperature != 1.0:
-        processors.append(TemperatureLogitsWarper(params.temperature))
-    if params.top_k > 0:
-        processors.append(TopKLogitsWarper(params.top_k))
-    if params.top_p < 1.0:
-        processors.append(TopPLogitsWarper(params.top_p))
-    processors.append(_SeededSampler(seed))
-    return processors
-
-
-def _eos_ids(model, tokenizer) -> set[int]:
+def eos_ids(model, tokenizer) -> set[int]:
     ids = model.generation_config.eos_token_id
     ids = set(ids if isinstance(ids, list) else [ids] if ids is not None else [])
     if tokenizer.eos_token_id is not None:
@@ -148,17 +120,14 @@ def stream(
     stats = GenerationStats(prompt_tokens=int(input_ids.shape[1]))
     params.check_context(stats.prompt_tokens, context_length)
     seed = params.seed if params.seed is not None else random.randrange(2**32)
-    eos = _eos_ids(model, tokenizer)
+    eos = eos_ids(model, tokenizer)
 
-    kwargs = params.generate_kwargs()
-    sampling = kwargs.pop("do_sample")
-    for key in ("temperature", "top_p", "top_k"):
-        kwargs.pop(key)
-    kwargs.update(
-        do_sample=False,
-        logits_processor=_sampling_processors(params, seed) if sampling else None,
+    kwargs = dict(
+        max_new_tokens=params.max_new_tokens,
+        do_sample=False,  # the processors below draw each token (seeded) when the params sample
+        logits_processor=processors(params, [seed], [0]),
         stopping_criteria=StoppingCriteriaList([_Cancelled(cancel, finished)]),
-        pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos, default=0),
+        pad_token_id=pad_token_id(tokenizer, eos),
         eos_token_id=sorted(eos) or None,
     )
     tokens: queue.Queue = queue.Queue()

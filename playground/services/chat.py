@@ -135,37 +135,75 @@ class ChatService:
     def _record(self, request, conversation_id, column, update, context, started) -> int | None:
         if not conversation_id:
             return None
-        loaded: LoadedModel | None = context["loaded"]
         preset = self.registry.get(request.preset) if request.preset in self.registry else None
         turn_index = request.turn_index
         if turn_index is None:
             turn_index = sum(1 for m in request.messages if m.role == "user") - 1
+        system = request.system_prompt
+        if system is None:
+            system = preset.system_prompt if preset else ""
         return self.store.record_turn(
-            TurnRecord(
+            turn_record(
+                preset,
+                context["loaded"],
                 conversation_id=conversation_id,
                 column=column,
                 turn_index=turn_index,
                 preset_name=request.preset,
-                preset_hash=preset.file_hash if preset else "",
-                model_id=preset.model.id if preset else "",
-                revision=loaded.resolved_revision if loaded else (request.revision or ""),
-                quantization=loaded.request.quantization if loaded else (request.quantization or ""),
-                dtype=loaded.dtype if loaded else "",
-                device=loaded.device if loaded else "",
-                messages=[m.model_dump() for m in request.messages],
-                system_prompt=request.system_prompt
-                if request.system_prompt is not None
-                else (preset.system_prompt if preset else ""),
+                messages=request.messages,
+                system_prompt=system,
                 prompt=context["prompt"],
                 params=context["params"],
                 seed=context["seed"],
-                output=update.text,
-                finish_reason=update.finish_reason or "stopped",
-                error=update.error,
-                started_at=started,
-                stats=update.stats or GenerationStats().as_dict(),
+                update=update,
+                started=started,
+                revision=request.revision,
+                quantization=request.quantization,
             )
         )
+
+
+def turn_record(
+    preset: Preset | None,
+    loaded: LoadedModel | None,
+    *,
+    conversation_id: str,
+    column: int,
+    turn_index: int,
+    preset_name: str,
+    messages: list[Message],
+    system_prompt: str,
+    prompt: str,
+    params: dict,
+    seed: int | None,
+    update: AnswerUpdate,
+    started,
+    revision: str | None = None,
+    quantization: str | None = None,
+) -> TurnRecord:
+    """A finished (or stopped, or failed) answer with everything needed to reproduce it."""
+    return TurnRecord(
+        conversation_id=conversation_id,
+        column=column,
+        turn_index=turn_index,
+        preset_name=preset_name,
+        preset_hash=preset.file_hash if preset else "",
+        model_id=preset.model.id if preset else "",
+        revision=loaded.resolved_revision if loaded else (revision or ""),
+        quantization=loaded.request.quantization if loaded else (quantization or ""),
+        dtype=loaded.dtype if loaded else "",
+        device=loaded.device if loaded else "",
+        messages=[m.model_dump() for m in messages],
+        system_prompt=system_prompt,
+        prompt=prompt,
+        params=params,
+        seed=seed,
+        output=update.text,
+        finish_reason=update.finish_reason or "stopped",
+        error=update.error,
+        started_at=started,
+        stats=update.stats or GenerationStats().as_dict(),
+    )
 
 
 def messages_from(raw: Any) -> list[Message]:

@@ -15,6 +15,7 @@ from playground.services.chat import ChatService
 from playground.services.compare import CompareService
 from playground.services.feedback import FeedbackService
 from playground.services.leaderboard import LeaderboardService
+from playground.services.notebook import NotebookService
 from playground.services.presets import PresetService
 from playground.services.runs import RunRegistry
 from playground.settings import Settings
@@ -34,6 +35,7 @@ class Services:
     runs: RunRegistry
     arena: ArenaService
     leaderboard: LeaderboardService
+    notebook: NotebookService
 
 
 def build_services(settings: Settings) -> Services:
@@ -49,6 +51,7 @@ def build_services(settings: Settings) -> Services:
         raise PlaygroundError(f"cannot open the database {settings.db!r}: {exc}") from None
     chat = ChatService(registry, cache, store)
     compare = CompareService(chat, store)
+    feedback = FeedbackService(store)
     return Services(
         settings=settings,
         registry=registry,
@@ -56,9 +59,10 @@ def build_services(settings: Settings) -> Services:
         store=store,
         chat=chat,
         compare=compare,
-        feedback=FeedbackService(store),
+        feedback=feedback,
         presets=PresetService(registry, settings.user_presets_dir, settings.cache_dir),
         runs=RunRegistry(),
         arena=ArenaService(registry, compare, store, settings.arena_pool, settings.arena_weights),
         leaderboard=LeaderboardService(store, registry, settings.bootstrap_rounds),
+        notebook=NotebookService(chat, store, feedback, settings.notebook_batch_rows),
     )

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from playground import __version__
 from playground.errors import PlaygroundError
-from playground.store.models import Base, Conversation, Rating, Turn, Vote, utcnow
+from playground.store.models import Base, Conversation, NotebookCell, Rating, Score, Turn, Vote, utcnow
 
 
 @dataclass
@@ -155,6 +155,57 @@ class Store:
                 return vote.id
         except IntegrityError:
             raise PlaygroundError("this round already has a vote; each round can be voted on once") from None
+
+    def record_score(self, turn_id: int, score: int, comment: str = "") -> int:
+        if not isinstance(score, int) or not 1 <= score <= 5:
+            raise PlaygroundError(f"a score is a whole number from 1 to 5, got {score!r}")
+        with self.session() as s, s.begin():
+            if s.get(Turn, turn_id) is None:
+                raise PlaygroundError(f"there is no stored answer with id {turn_id} to score")
+            row = Score(turn_id=turn_id, score=score, comment=comment or "")
+            s.add(row)
+            s.flush()
+            return row.id
+
+    def scores(self, turn_id: int | None = None) -> list[Score]:
+        with self.session() as s:
+            query = select(Score).order_by(Score.id)
+            if turn_id is not None:
+                query = query.where(Score.turn_id == turn_id)
+            return list(s.scalars(query))
+
+    def record_cell(self, cell: NotebookCell) -> int:
+        with self.session() as s, s.begin():
+            s.add(cell)
+            s.flush()
+            return cell.id
+
+    def cached_turn(self, cache_key: str) -> Turn | None:
+        """The latest complete answer stored for a notebook cell with these inputs (not stopped or failed)."""
+        query = (
+            select(Turn)
+            .join(NotebookCell, NotebookCell.turn_id == Turn.id)
+            .where(
+                NotebookCell.cache_key == cache_key,
+                Turn.error.is_(None),
+                Turn.finish_reason.in_(("eos", "stop_string", "length")),
+            )
+            .order_by(Turn.id.desc())
+            .limit(1)
+        )
+        with self.session() as s:
+            return s.scalars(query).first()
+
+    def notebook_cells(self, conversation_id: str) -> list[tuple[NotebookCell, Turn]]:
+        """A grid run's cells in row, model, sample order, each with its turn."""
+        query = (
+            select(NotebookCell, Turn)
+            .join(Turn, NotebookCell.turn_id == Turn.id)
+            .where(NotebookCell.conversation_id == conversation_id)
+            .order_by(NotebookCell.row_index, NotebookCell.model_index, NotebookCell.sample_index)
+        )
+        with self.session() as s:
+            return [(cell, turn) for cell, turn in s.execute(query)]
 
     def turns(self, conversation_id: str | None = None) -> list[Turn]:
         with self.session() as s:

@@ -20,7 +20,7 @@ class Conversation(Base):
     __tablename__ = "conversations"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    mode: Mapped[str] = mapped_column(String(16))  # compare | arena | api
+    mode: Mapped[str] = mapped_column(String(16))  # compare | arena | api | notebook
     session_id: Mapped[str | None] = mapped_column(String(64), index=True)
     models: Mapped[list] = mapped_column(JSON, default=list)  # preset name per column
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
@@ -92,3 +92,38 @@ class Vote(Base):
     anonymous: Mapped[bool] = mapped_column(Boolean, default=False)
     identity_leaked: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
+class NotebookCell(Base):
+    """One cell of a notebook grid run: (row, model, sample) → the stored turn that answers it.
+
+    The run is a conversation of mode ``notebook``; ``Turn.column`` is the model's index and
+    ``Turn.turn_index`` the row's. A cell served from an earlier run's identical inputs points at
+    that run's turn (``cached``) instead of storing the same answer twice.
+    """
+
+    __tablename__ = "notebook_cells"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id"), index=True)
+    row_index: Mapped[int] = mapped_column(Integer)
+    model_index: Mapped[int] = mapped_column(Integer)
+    sample_index: Mapped[int] = mapped_column(Integer, default=0)
+    turn_id: Mapped[int] = mapped_column(ForeignKey("turns.id"), index=True)
+    cache_key: Mapped[str] = mapped_column(String(64), index=True)
+    cached: Mapped[bool] = mapped_column(Boolean, default=False)
+    variables: Mapped[dict] = mapped_column(JSON, default=dict)  # the row's columns
+    batch_rows: Mapped[int] = mapped_column(Integer, default=1)  # the canonical batch shape it ran at
+    padded_length: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Score(Base):
+    """A 1–5 score of one turn with an optional comment (the notebook's alternative to 👍/👎)."""
+
+    __tablename__ = "scores"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    turn_id: Mapped[int] = mapped_column(ForeignKey("turns.id"), index=True)
+    score: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -1,0 +1,403 @@
+"""The notebook grid: prompts × models (× samples), batched per model, stored, rated. No Gradio.
+
+One grid run is one conversation of mode ``notebook``; every cell is a stored turn (``column`` =
+the model's index, ``turn_index`` = the row's) with the same reproducibility fields as any other
+answer. All rows of one model run as canonical-shape batches (``engine/batching.py``), so a cell's
+text is the same alone or batched, and a cell whose inputs (messages, system prompt, preset file
+hash, parameters with seed, batch shape) match a complete earlier answer is served from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import dataclass, field
+from typing import Any
+
+from playground.engine.batching import BatchShape, choose_batch_rows, stream_batch
+from playground.engine.cache import ModelCache
+from playground.engine.loader import LoadRequest, Progress
+from playground.engine.params import GenerationParams
+from playground.engine.presets import Preset
+from playground.errors import PlaygroundError
+from playground.services.chat import AnswerUpdate, ChatService, turn_record
+from playground.services.feedback import FeedbackService
+from playground.services.promptset import PromptRow
+from playground.store.db import Store
+from playground.store.models import NotebookCell, utcnow
+
+MAX_MODELS, MAX_SAMPLES, MAX_CELLS = 8, 8, 4000
+CONTEXT_FOR_SIZING = 4096  # tokens a row may grow to when the batch size is chosen from memory
+UPDATE_EVERY_S = 0.3
+
+
+@dataclass
+class NotebookRequest:
+    presets: list[str]
+    rows: list[PromptRow]
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)  # overrides per preset name
+    samples: int = 1
+    seed: int = 0  # sample k of a cell uses seed + k (a preset override's seed wins over this)
+
+
+@dataclass
+class Cell:
+    row: int
+    model: int
+    sample: int
+    preset: str
+    status: str = "pending"  # pending | running | done | cached | error | stopped | not run
+    text: str = ""
+    finish_reason: str | None = None
+    error: str | None = None
+    turn_id: int | None = None
+    stats: dict = field(default_factory=dict)
+    seed: int | None = None
+    prompt: str = ""  # the exact string the model received
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("done", "cached", "error", "stopped", "not run")
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "row": self.row,
+            "model": self.model,
+            "sample": self.sample,
+            "preset": self.preset,
+            "status": self.status,
+            "text": self.text,
+            "finish_reason": self.finish_reason,
+            "error": self.error,
+            "turn_id": self.turn_id,
+            "stats": self.stats,
+            "seed": self.seed,
+        }
+
+
+@dataclass
+class GridUpdate:
+    conversation_id: str
+    presets: list[str]
+    rows: list[PromptRow]
+    samples: int
+    cells: list[Cell]
+    to_run: int  # cells that needed generating (not served from earlier runs)
+    ran: int  # of those, how many are finished
+    elapsed_s: float
+    finished: bool = False
+
+    @property
+    def done(self) -> int:
+        return sum(c.finished for c in self.cells)
+
+    @property
+    def eta_s(self) -> float | None:
+        if self.finished or not self.ran:
+            return None
+        return self.elapsed_s / self.ran * (self.to_run - self.ran)
+
+    def cell(self, row: int, model: int, sample: int = 0) -> Cell:
+        return self.cells[(row * len(self.presets) + model) * self.samples + sample]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "conversation_id": self.conversation_id,
+            "presets": self.presets,
+            "samples": self.samples,
+            "done": self.done,
+            "total": len(self.cells),
+            "eta_s": self.eta_s,
+            "elapsed_s": self.elapsed_s,
+            "finished": self.finished,
+            "rows": [r.as_json() for r in self.rows],
+            "cells": [c.as_json() for c in self.cells],
+        }
+
+
+def cache_key(
+    preset: Preset, row: PromptRow, system: str, params: GenerationParams, shape: BatchShape
+) -> str:
+    payload = {
+        "messages": [m.model_dump() for m in row.messages()],
+        "system": system,
+        "preset_hash": preset.file_hash,
+        "params": params.model_dump(),
+        "shape": [shape.rows, shape.bucket],
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+class NotebookService:
+    def __init__(
+        self,
+        chat: ChatService,
+        store: Store,
+        feedback: FeedbackService,
+        max_batch_rows: int = 16,
+        bucket: int = 64,
+    ):
+        self.chat, self.store, self.feedback = chat, store, feedback
+        self.max_batch_rows, self.bucket = max_batch_rows, bucket
+
+    @property
+    def cache(self) -> ModelCache:
+        return self.chat.cache
+
+    def validate(self, request: NotebookRequest) -> list[Preset]:
+        if not request.presets:
+            raise PlaygroundError("pick at least one model for the grid")
+        if len(request.presets) > MAX_MODELS:
+            raise PlaygroundError(f"a grid takes at most {MAX_MODELS} models, got {len(request.presets)}")
+        if len(set(request.presets)) != len(request.presets):
+            raise PlaygroundError(f"a model is picked twice: {request.presets}")
+        if not 1 <= int(request.samples) <= MAX_SAMPLES:
+            raise PlaygroundError(f"samples per cell must be 1 to {MAX_SAMPLES}, got {request.samples}")
+        if not request.rows:
+            raise PlaygroundError("the prompt set is empty; add at least one row")
+        cells = len(request.rows) * len(request.presets) * request.samples
+        if cells > MAX_CELLS:
+            raise PlaygroundError(f"the grid has {cells} cells; at most {MAX_CELLS} run at once")
+        unknown = set(request.params) - set(request.presets)
+        if unknown:
+            raise PlaygroundError(f"parameter overrides name preset(s) not in the grid: {sorted(unknown)}")
+        presets = [self.chat.preset(name) for name in request.presets]
+        for preset in presets:
+            try:
+                self.cell_params(preset, request, 0)
+            except PlaygroundError as exc:
+                raise PlaygroundError(f"{preset.name}: {exc}") from None
+        return presets
+
+    def cell_params(self, preset: Preset, request: NotebookRequest, sample: int) -> GenerationParams:
+        overrides = dict(request.params.get(preset.name) or {})
+        base = overrides.pop("seed", None)
+        params = self.chat.params_for(preset, overrides)
+        seed = (int(request.seed) if base is None else int(base)) + sample
+        return params.model_copy(update={"seed": seed % 2**32})
+
+    def shape_for(self, loaded) -> BatchShape:
+        budget = max(self.cache.budget_bytes - loaded.footprint_bytes, 0)
+        rows = choose_batch_rows(loaded.model, CONTEXT_FOR_SIZING, budget, self.max_batch_rows)
+        return BatchShape(rows=rows, bucket=self.bucket)
+
+    def run(
+        self,
+        request: NotebookRequest,
+        session_id: str | None = None,
+        cancel: threading.Event | None = None,
+        progress: Progress | None = None,
+    ) -> Iterator[GridUpdate]:
+        """Run the grid model by model; yield the whole grid whenever cells change (throttled)."""
+        presets = self.validate(request)
+        cancel = cancel or threading.Event()
+        samples = int(request.samples)
+        conversation_id = self.store.new_conversation("notebook", list(request.presets), session_id)
+        cells = [
+            Cell(row=r.index, model=m, sample=k, preset=p.name)
+            for r in request.rows
+            for m, p in enumerate(presets)
+            for k in range(samples)
+        ]
+        grid = GridUpdate(
+            conversation_id, list(request.presets), request.rows, samples, cells, len(cells), 0, 0.0
+        )
+        started = time.perf_counter()
+        yield grid
+        for m, preset in enumerate(presets):
+            mine = [c for c in cells if c.model == m]
+            if cancel.is_set():
+                break
+            try:
+                for _ in self._run_model(grid, preset, request, mine, cancel, progress):
+                    grid.elapsed_s = time.perf_counter() - started
+                    yield grid
+            except PlaygroundError as exc:
+                for cell in mine:
+                    if not cell.finished:
+                        self._fail(grid, request, preset, cell, str(exc))
+        for cell in cells:
+            if not cell.finished:
+                cell.status = "not run"
+        grid.elapsed_s, grid.finished = time.perf_counter() - started, True
+        yield grid
+
+    def _run_model(self, grid, preset, request, cells, cancel, progress) -> Iterator[None]:
+        rows = {r.index: r for r in request.rows}
+        load_request = LoadRequest.from_spec(preset.model)
+        with self.cache.use(load_request, progress) as loaded:
+            shape = self.shape_for(loaded)
+            todo, keys = [], {}
+            for cell in cells:
+                row = rows[cell.row]
+                params = self.cell_params(preset, request, cell.sample)
+                system = row.system if row.system is not None else preset.system_prompt
+                cell.seed = params.seed
+                try:
+                    cell.prompt = preset.template.render(row.messages(), system, tokenizer=loaded.tokenizer)
+                except PlaygroundError as exc:
+                    self._fail(grid, request, preset, cell, f"row {cell.row + 1}: {exc}", loaded)
+                    continue
+                key = cache_key(preset, row, system, params, shape)
+                earlier = self.store.cached_turn(key)
+                if earlier is not None:
+                    self._serve_cached(grid, cell, earlier, key, row, shape)
+                    continue
+                keys[id(cell)] = (key, params, system)
+                todo.append(cell)
+            grid.to_run -= len(cells) - len(todo)
+            yield
+            by_params: dict[str, list[Cell]] = {}
+            for cell in todo:  # samples differ only by seed; other overrides are per preset
+                params = keys[id(cell)][1]
+                by_params.setdefault(
+                    json.dumps(params.model_copy(update={"seed": 0}).model_dump()), []
+                ).append(cell)
+            for group in by_params.values():
+                yield from self._generate(grid, preset, request, loaded, shape, group, keys, cancel)
+
+    def _generate(self, grid, preset, request, loaded, shape, group, keys, cancel) -> Iterator[None]:
+        params = keys[id(group[0])][1]
+        context = preset.model.context_length or loaded.context_length
+        runnable = []
+        for cell in group:
+            try:
+                params.check_context(len(loaded.tokenizer(cell.prompt)["input_ids"]), context)
+                runnable.append(cell)
+            except PlaygroundError as exc:
+                self._fail(grid, request, preset, cell, f"row {cell.row + 1}: {exc}", loaded)
+        if not runnable:
+            return
+        started, last = utcnow(), 0.0
+        events = stream_batch(
+            loaded.model,
+            loaded.tokenizer,
+            [c.prompt for c in runnable],
+            [keys[id(c)][1].seed for c in runnable],
+            params,
+            shape,
+            stop=preset.stop,
+            context_length=context,
+            cancel=cancel,
+        )
+        with closing(events):
+            for step in events:
+                finished = False
+                for event in step:
+                    cell = runnable[event.row]
+                    cell.status, cell.text, cell.stats = "running", event.text, event.stats.as_dict()
+                    if event.done:
+                        cell.finish_reason = event.finish_reason
+                        cell.status = "stopped" if event.finish_reason == "stopped" else "done"
+                        self._store(grid, request, preset, loaded, cell, keys[id(cell)], shape, started)
+                        finished = True
+                now = time.perf_counter()
+                if finished or now - last >= UPDATE_EVERY_S:
+                    last = now
+                    yield
+
+    def _store(self, grid, request, preset, loaded, cell, key_params_system, shape, started) -> None:
+        key, params, system = key_params_system
+        row = next(r for r in request.rows if r.index == cell.row)
+        update = AnswerUpdate(
+            text=cell.text, finish_reason=cell.finish_reason, error=cell.error, stats=cell.stats
+        )
+        record = turn_record(
+            preset,
+            loaded,
+            conversation_id=grid.conversation_id,
+            column=cell.model,
+            turn_index=cell.row,
+            preset_name=preset.name,
+            messages=row.messages(),
+            system_prompt=system,
+            prompt=cell.prompt,
+            params=params.model_dump(),
+            seed=params.seed,
+            update=update,
+            started=started,
+        )
+        cell.turn_id = self.store.record_turn(record)
+        self.store.record_cell(
+            NotebookCell(
+                conversation_id=grid.conversation_id,
+                row_index=cell.row,
+                model_index=cell.model,
+                sample_index=cell.sample,
+                turn_id=cell.turn_id,
+                cache_key=key,
+                cached=False,
+                variables=row.variables,
+                batch_rows=shape.rows,
+                padded_length=shape.bucket,
+            )
+        )
+        grid.ran += 1
+
+    def _serve_cached(self, grid, cell, turn, key, row, shape) -> None:
+        cell.status, cell.text, cell.turn_id = "cached", turn.output, turn.id
+        cell.finish_reason = turn.finish_reason
+        cell.stats = {
+            "prompt_tokens": turn.prompt_tokens,
+            "completion_tokens": turn.completion_tokens,
+            "ttft_s": turn.ttft_s,
+            "total_s": turn.total_s,
+            "tokens_per_s": turn.tokens_per_s,
+        }
+        self.store.record_cell(
+            NotebookCell(
+                conversation_id=grid.conversation_id,
+                row_index=cell.row,
+                model_index=cell.model,
+                sample_index=cell.sample,
+                turn_id=turn.id,
+                cache_key=key,
+                cached=True,
+                variables=row.variables,
+                batch_rows=shape.rows,
+                padded_length=shape.bucket,
+            )
+        )
+
+    def _fail(self, grid, request, preset, cell, message: str, loaded=None) -> None:
+        cell.status, cell.error, cell.finish_reason = "error", message, "error"
+        row = next(r for r in request.rows if r.index == cell.row)
+        params = self.cell_params(preset, request, cell.sample) if preset else None
+        update = AnswerUpdate(text="", finish_reason="error", error=message)
+        cell.turn_id = self.store.record_turn(
+            turn_record(
+                preset,
+                loaded,
+                conversation_id=grid.conversation_id,
+                column=cell.model,
+                turn_index=cell.row,
+                preset_name=cell.preset,
+                messages=row.messages(),
+                system_prompt=row.system if row.system is not None else preset.system_prompt,
+                prompt=cell.prompt,
+                params=params.model_dump() if params else {},
+                seed=params.seed if params else None,
+                update=update,
+                started=utcnow(),
+            )
+        )
+        grid.ran += 1
+
+    # ------------------------------------------------------------------ rating
+
+    def rate(
+        self, turn_id: int, value: int | None = None, score: int | None = None, reasons=(), comment: str = ""
+    ) -> dict[str, int]:
+        """👍 (1) / 👎 (-1) with reasons, and/or a 1–5 score; the comment goes with whichever is given."""
+        if value in (None, 0) and score in (None, 0):
+            raise PlaygroundError("rate the cell with 👍/👎 (value 1 or -1), a score from 1 to 5, or both")
+        result = {}
+        if value not in (None, 0):
+            result["rating_id"] = self.feedback.rate(int(turn_id), int(value), list(reasons or []), comment)
+        if score not in (None, 0):
+            result["score_id"] = self.store.record_score(int(turn_id), int(score), comment)
+        return result
