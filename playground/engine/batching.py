@@ -80,11 +80,11 @@ class RowEvent:
 
 
 class _RowsDone(StoppingCriteria):
-    def __init__(self, done: list[bool], cancel: threading.Event):
+    def __init__(self, done: list[bool], *cancel: threading.Event):
         self._done, self._cancel = done, cancel
 
     def __call__(self, input_ids, scores, **kwargs):
-        if self._cancel.is_set():
+        if any(e.is_set() for e in self._cancel):
             return torch.ones(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
         return torch.tensor(self._done, dtype=torch.bool, device=input_ids.device)
 
@@ -114,16 +114,16 @@ def generate_ids(
     pad_id: int,
     eos: set[int],
     on_step: Callable[[list[int], list[bool]], None] | None = None,
-    cancel: threading.Event | None = None,
+    *cancel: threading.Event,
 ) -> list[list[int]]:
     """Generate for up to ``shape.rows`` prompts (token ids) at the canonical shape; new ids per row.
 
     ``on_step(tokens, done)`` sees each step's token of every real row and may mark rows done
-    (a stop string); a row also ends at an EOS id, which is kept as its last id.
+    (a stop string); a row also ends at an EOS id, which is kept as its last id. Setting any of the
+    ``cancel`` events ends every row after the current step.
     """
     if not 1 <= len(rows) <= shape.rows:
         raise PlaygroundError(f"a batch holds 1 to {shape.rows} rows, got {len(rows)}")
-    cancel = cancel or threading.Event()
     length = shape.padded_length(max(len(r) for r in rows))
     real = len(rows)
     filled = list(rows) + [rows[0]] * (shape.rows - real)
@@ -153,7 +153,7 @@ def generate_ids(
             max_new_tokens=params.max_new_tokens,
             do_sample=False,
             logits_processor=processors(params, row_seeds, pads),
-            stopping_criteria=StoppingCriteriaList([_RowsDone(done, cancel)]),
+            stopping_criteria=StoppingCriteriaList([_RowsDone(done, *cancel)]),
             streamer=_StepStreamer(step),
             pad_token_id=pad_id,
             eos_token_id=sorted(eos) or None,
@@ -198,6 +198,7 @@ def _run_one(model, tokenizer, batch, encoded, seeds, params, shape, stop, eos, 
     stats = [GenerationStats(prompt_tokens=len(encoded[i])) for i in batch]
     started = time.perf_counter()
     failure: list[BaseException] = []
+    left = threading.Event()  # set when the consumer closes this generator early
 
     def on_step(tokens: list[int], done: list[bool]) -> None:
         now, step_events = time.perf_counter() - started, []
@@ -220,23 +221,26 @@ def _run_one(model, tokenizer, batch, encoded, seeds, params, shape, stop, eos, 
     def work() -> None:
         try:
             rows = [encoded[i] for i in batch]
-            out = generate_ids(
-                model, rows, [seeds[i] for i in batch], params, shape, pad, eos, on_step, cancel
-            )
+            seeds_of = [seeds[i] for i in batch]
+            out = generate_ids(model, rows, seeds_of, params, shape, pad, eos, on_step, cancel, left)
             events.put(("finished", out))
         except BaseException as exc:  # noqa: BLE001 - reported to the consumer with its cause
             failure.append(exc)
             events.put(_END)
 
-    start_thread(work, name="generate-batch")  # ends with the batch: see engine/threads.py
-    while True:
-        item = events.get()
-        if item is _END:
-            raise _explain(failure[0])
-        if isinstance(item, tuple):
-            yield _finish(batch, item[1], decoders, filters, texts, stats, eos, params, cancel)
-            return
-        yield item
+    worker = start_thread(work, name="generate-batch")  # ends with the batch: see engine/threads.py
+    try:
+        while True:
+            item = events.get()
+            if item is _END:
+                raise _explain(failure[0])
+            if isinstance(item, tuple):
+                yield _finish(batch, item[1], decoders, filters, texts, stats, eos, params, cancel)
+                return
+            yield item
+    finally:
+        left.set()
+        worker.join(timeout=30)
 
 
 def _finish(batch, out, decoders, filters, texts, stats, eos, params, cancel) -> list[RowEvent]:

@@ -207,19 +207,23 @@ class NotebookService:
             conversation_id, list(request.presets), request.rows, samples, cells, len(cells), 0, 0.0
         )
         started = time.perf_counter()
-        yield grid
-        for m, preset in enumerate(presets):
-            mine = [c for c in cells if c.model == m]
-            if cancel.is_set():
-                break
-            try:
-                for _ in self._run_model(grid, preset, request, mine, cancel, progress):
-                    grid.elapsed_s = time.perf_counter() - started
-                    yield grid
-            except PlaygroundError as exc:
-                for cell in mine:
-                    if not cell.finished:
-                        self._fail(grid, request, preset, cell, str(exc))
+        try:
+            yield grid
+            for m, preset in enumerate(presets):
+                mine = [c for c in cells if c.model == m]
+                if cancel.is_set():
+                    break
+                try:
+                    for _ in self._run_model(grid, preset, request, mine, cancel, progress):
+                        grid.elapsed_s = time.perf_counter() - started
+                        yield grid
+                except PlaygroundError as exc:
+                    for cell in mine:
+                        if not cell.finished:
+                            self._fail(grid, request, preset, cell, str(exc))
+        except GeneratorExit:  # the consumer left (a closed tab): stop the running batch too
+            cancel.set()
+            raise
         for cell in cells:
             if not cell.finished:
                 cell.status = "not run"

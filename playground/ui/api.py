@@ -17,7 +17,8 @@ from playground.services.container import Services
 from playground.ui.common import session_id, session_key, user_errors
 
 
-def _json(raw: str | None, what: str, default):
+def parse_json(raw: str | None, what: str, default):
+    """A JSON argument (passed as a string); empty means ``default``."""
     if raw in (None, ""):
         return default
     if not isinstance(raw, str):
@@ -41,7 +42,7 @@ def register_api(services: Services) -> None:
         answer = AnswerRequest(
             preset=preset,
             messages=messages_from(messages),
-            params=_json(params, "params", {}),
+            params=parse_json(params, "params", {}),
             system_prompt=system_prompt,
         )
         conversation_id = services.compare.start([preset], mode="api", session_id=session_id(request))
@@ -66,18 +67,18 @@ def register_api(services: Services) -> None:
         request: gr.Request = None,
     ) -> Iterator[dict]:
         """Side by side: presets as a JSON list; messages one JSON list for all columns or one per column."""
-        names = _json(presets, "presets", [])
+        names = parse_json(presets, "presets", [])
         if not isinstance(names, list) or not 1 <= len(names) <= 4:
             raise PlaygroundError("presets must be a JSON list of 1 to 4 preset names")
-        raw_messages = _json(messages, "messages", [])
+        raw_messages = parse_json(messages, "messages", [])
         per_column = (
             raw_messages
             if raw_messages and isinstance(raw_messages[0], list)
             else [raw_messages] * len(names)
         )
-        raw_params = _json(params, "params", {})
+        raw_params = parse_json(params, "params", {})
         per_params = raw_params if isinstance(raw_params, list) else [raw_params] * len(names)
-        systems = _json(system_prompts, "system_prompts", [None] * len(names))
+        systems = parse_json(system_prompts, "system_prompts", [None] * len(names))
         if len(per_column) != len(names) or len(per_params) != len(names) or len(systems) != len(names):
             raise PlaygroundError(
                 "messages, params and system_prompts need one entry per preset (or one shared)"
@@ -116,7 +117,7 @@ def register_api(services: Services) -> None:
     @user_errors
     def rate(turn_id: int, value: int, reasons: str = "[]", comment: str = "") -> dict:
         """Like (1) or dislike (-1) a stored answer, with reasons (JSON list) and a comment."""
-        chosen = _json(reasons, "reasons", [])
+        chosen = parse_json(reasons, "reasons", [])
         return {"rating_id": services.feedback.rate(int(turn_id), int(value), chosen, comment)}
 
     @user_errors
@@ -126,10 +127,11 @@ def register_api(services: Services) -> None:
 
     @user_errors
     def stop(request: gr.Request = None) -> dict:
-        """Stop every generation this API session is running."""
+        """Stop every generation this API session is running (answers, comparisons, notebook grids)."""
         return {
             "stopped": sum(
-                services.runs.cancel(session_key(request, s)) for s in ("api-generate", "api-compare")
+                services.runs.cancel(session_key(request, s))
+                for s in ("api-generate", "api-compare", "api-notebook")
             )
         }
 
@@ -148,7 +150,7 @@ def register_api(services: Services) -> None:
     ) -> dict:
         """Save a copy of preset ``base`` with other parameters as user preset ``name``."""
         saved = services.presets.save_user_preset(
-            base, name, display_name, _json(params, "params", {}), system_prompt
+            base, name, display_name, parse_json(params, "params", {}), system_prompt
         )
         return saved.summary()
 

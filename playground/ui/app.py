@@ -11,6 +11,8 @@ from playground.ui.arena_api import register_arena_api
 from playground.ui.arena_tab import build_arena_tab
 from playground.ui.compare_tab import build_compare_tab
 from playground.ui.leaderboard_tab import build_leaderboard_tab
+from playground.ui.notebook_api import register_notebook_api
+from playground.ui.notebook_tab import build_notebook_tab
 from playground.ui.presets_tab import build_presets_tab
 
 CSS = """
@@ -27,15 +29,18 @@ def build_app(services: Services) -> gr.Blocks:
         # public API endpoints first, so their stable names win over the tabs' private handlers
         register_api(services)
         register_arena_api(services)
+        register_notebook_api(services)
         with gr.Tabs():
             with gr.Tab("Compare", id="compare"):
                 dropdowns = build_compare_tab(services)
+            with gr.Tab("Notebook", id="notebook"):
+                notebook_models = build_notebook_tab(services)
             with gr.Tab("Arena", id="arena"):
                 arena = build_arena_tab(services)
             with gr.Tab("Leaderboard", id="leaderboard") as board_tab:
                 build_leaderboard_tab(services, refresh_on=[board_tab.select, arena.voted.change])
             with gr.Tab("Presets", id="presets"):
-                build_presets_tab(services, dropdowns)
+                build_presets_tab(services, [*dropdowns, notebook_models])
     demo.queue(default_concurrency_limit=8)
     _calm_queue_polling(demo)
     return demo

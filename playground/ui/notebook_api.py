@@ -1,0 +1,86 @@
+"""Notebook API endpoints (stable ``api_name``s), each a thin call into the notebook service.
+
+``/notebook_run`` streams the whole grid as JSON (progress, then every cell with its turn id);
+its last item is the finished grid. ``/notebook_export`` returns a run as CSV or JSONL text.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import gradio as gr
+
+from playground.errors import PlaygroundError
+from playground.services.container import Services
+from playground.services.notebook import NotebookRequest
+from playground.services.notebook_export import write_export
+from playground.services.promptset import DEFAULT_TEMPLATE, build_rows
+from playground.ui.api import parse_json
+from playground.ui.common import session_id, session_key, user_errors
+
+
+def register_notebook_api(services: Services) -> None:
+    notebook = services.notebook
+
+    @user_errors
+    def notebook_run(
+        presets: str,
+        rows: str,
+        params: str = "{}",
+        samples: int = 1,
+        template: str = DEFAULT_TEMPLATE,
+        seed: int = 0,
+        request: gr.Request = None,
+    ) -> Iterator[dict]:
+        """Run a grid: presets as a JSON list; rows as a JSON list of objects (column → value, optional
+        "system" and "history"); params as a JSON object of per-preset overrides; samples per cell;
+        the prompt template ("{column}" filled from each row); the base seed (sample k uses seed + k)."""
+        names = parse_json(presets, "presets", [])
+        if not isinstance(names, list):
+            raise PlaygroundError("presets must be a JSON list of preset names")
+        records = parse_json(rows, "rows", [])
+        if not isinstance(records, list):
+            raise PlaygroundError("rows must be a JSON list of objects")
+        overrides = parse_json(params, "params", {})
+        if not isinstance(overrides, dict):
+            raise PlaygroundError('params must be a JSON object like {"preset-name": {"temperature": 0.2}}')
+        grid_request = NotebookRequest(
+            presets=names,
+            rows=build_rows(records, template or DEFAULT_TEMPLATE, source="rows"),
+            params=overrides,
+            samples=int(samples or 1),
+            seed=int(seed or 0),
+        )
+        key = session_key(request, "api-notebook")
+        cancel = services.runs.start(key)
+        try:
+            for grid in notebook.run(grid_request, session_id(request), cancel):
+                yield grid.as_json()
+        finally:
+            services.runs.finish(key, cancel)
+
+    @user_errors
+    def notebook_rate(
+        turn_id: int, value: int = 0, score: int = 0, reasons: str = "[]", comment: str = ""
+    ) -> dict:
+        """Rate a grid cell's stored answer (its turn_id): value 1 (👍) or -1 (👎) with reasons (JSON list),
+        and/or a score from 1 to 5; 0 leaves either out."""
+        chosen = parse_json(reasons, "reasons", [])
+        return notebook.rate(int(turn_id), int(value or 0), int(score or 0), chosen, comment)
+
+    @user_errors
+    def notebook_export(conversation_id: str, format: str = "csv") -> dict:  # noqa: A002 - the API's word
+        """A grid run (its conversation_id) as "csv" or "jsonl" text: one record per cell."""
+        folder = Path(tempfile.mkdtemp(prefix="notebook-export-"))
+        path = write_export(services.store, conversation_id, format, folder / f"grid.{format}")
+        return {
+            "format": format,
+            "filename": f"notebook-{conversation_id[:8]}.{format}",
+            "content": path.read_text(),
+        }
+
+    gr.api(notebook_run, api_name="notebook_run")
+    gr.api(notebook_rate, api_name="notebook_rate")
+    gr.api(notebook_export, api_name="notebook_export")

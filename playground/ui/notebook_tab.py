@@ -1,0 +1,301 @@
+"""The Notebook tab: a prompt set × 1–N models, run as batches, looked at, rated and exported."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+
+from playground.errors import PlaygroundError
+from playground.services.container import Services
+from playground.services.feedback import reasons_for
+from playground.services.notebook import MAX_SAMPLES, NotebookRequest
+from playground.services.notebook_export import write_export
+from playground.services.promptset import (
+    DEFAULT_TEMPLATE,
+    PASTE_FORMATS,
+    build_rows,
+    load_file,
+    parse_pasted,
+    records_table,
+    table_records,
+)
+from playground.ui.common import preset_choices, session_key, user_errors
+from playground.ui.notebook_view import grid_frame, progress_html, row_detail
+
+EXAMPLE = [
+    ["Name three uses of a paperclip."],
+    ["Explain what a prime number is to a child."],
+    ["Write a haiku about autumn."],
+]
+THUMBS = {"👍 good": 1, "👎 bad": -1, "no thumb": 0}
+
+
+def parse_overrides(raw: str) -> dict:
+    if not raw or not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise PlaygroundError(f"per-model overrides are not valid JSON: {exc}") from None
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        raise PlaygroundError(
+            'per-model overrides must be a JSON object like {"preset-name": {"temperature": 0.2}}'
+        )
+    return value
+
+
+def notebook_request(table, template, models, samples, seed, max_new_tokens, overrides) -> NotebookRequest:
+    records = table_records(list(table.columns), table.values.tolist())
+    rows = build_rows(records, template or DEFAULT_TEMPLATE, source="prompt table")
+    params = parse_overrides(overrides)
+    if max_new_tokens not in (None, "") and int(max_new_tokens) > 0:
+        for name in models or []:
+            params.setdefault(name, {}).setdefault("max_new_tokens", int(max_new_tokens))
+    return NotebookRequest(
+        presets=list(models or []),
+        rows=rows,
+        params=params,
+        samples=int(samples or 1),
+        seed=int(seed or 0),
+    )
+
+
+def show_grid(grid, labels: dict[str, str], only_differing: bool = False, marks: dict | None = None):
+    """The grid table, with widths that keep every model's column on the screen."""
+    frame = grid_frame(grid, labels, only_differing, marks)
+    models = max(len(frame.columns) - 2, 1)
+    share = f"{72 / models:.1f}%"
+    return gr.update(value=frame, column_widths=["4%", "24%", *[share] * models][: len(frame.columns)])
+
+
+def build_notebook_tab(services: Services) -> gr.Dropdown:
+    """Build the tab; returns its model picker (the Presets tab refreshes its choices)."""
+    registry, notebook = services.registry, services.notebook
+    labels = {p.name: p.display_name for p in registry}
+    state = gr.State({"grid": None, "marks": {}, "selected": None, "files": None})
+    gr.Markdown(
+        "Run a set of prompts through several models at once. Each model uses its own card's template, "
+        "stop strings and parameters; its rows run as batches. A prompt may use `{column}` variables "
+        "filled from each row."
+    )
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3):
+            template = gr.Textbox(
+                DEFAULT_TEMPLATE, label="Prompt template", elem_id="notebook-template", lines=1
+            )
+            table = gr.Dataframe(
+                value=[r[:] for r in EXAMPLE],
+                headers=["prompt"],
+                interactive=True,
+                row_limits=(1, None),
+                wrap=True,
+                label="Prompt set (columns: variables; optional `system` and `history`)",
+                elem_id="notebook-table",
+                max_height=300,
+            )
+        with gr.Column(scale=2):
+            upload = gr.File(
+                label="Import CSV or JSONL",
+                file_types=[".csv", ".tsv", ".jsonl", ".ndjson", ".json"],
+                elem_id="notebook-upload",
+                height=110,
+            )
+            with gr.Accordion("Paste rows", open=False):
+                pasted = gr.Textbox(lines=4, show_label=False, elem_id="notebook-paste")
+                paste_kind = gr.Radio(list(PASTE_FORMATS), value="one prompt per line", show_label=False)
+                paste_btn = gr.Button("Use pasted rows", size="sm")
+            load_status = gr.Markdown("", elem_id="notebook-load-status")
+    with gr.Row():
+        models = gr.Dropdown(
+            preset_choices(registry),
+            value=list(services.settings.columns),
+            multiselect=True,
+            label="Models",
+            elem_id="notebook-models",
+            scale=4,
+        )
+        samples = gr.Number(1, label="samples per cell", precision=0, minimum=1, maximum=MAX_SAMPLES, scale=1)
+        seed = gr.Number(0, label="seed (sample k uses seed + k)", precision=0, minimum=0, scale=1)
+        max_new = gr.Number(0, label="max_new_tokens (0 = each preset's)", precision=0, minimum=0, scale=1)
+    with gr.Accordion("Per-model parameter overrides (JSON)", open=False):
+        overrides = gr.Code(
+            "{}",
+            language="json",
+            label='e.g. {"smollm2-135m-instruct": {"temperature": 0.9, "top_p": 0.95}}',
+            elem_id="notebook-overrides",
+        )
+    with gr.Row():
+        run_btn = gr.Button("▶ Run grid", variant="primary", elem_id="notebook-run")
+        stop_btn = gr.Button("⏹ Stop", elem_id="notebook-stop")
+    progress = gr.HTML(progress_html(None), elem_id="notebook-progress")
+    only_diff = gr.Checkbox(False, label="show only rows where models differ", elem_id="notebook-only-diff")
+    grid_table = gr.Dataframe(
+        value=grid_frame(None, labels),
+        interactive=False,
+        wrap=True,
+        label="Grid (click a cell for the row's prompts and to rate it)",
+        elem_id="notebook-grid",
+        max_height=700,
+    )
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3):
+            detail = gr.Markdown("", elem_id="notebook-detail")
+        with gr.Column(scale=2):
+            with gr.Group():
+                chosen = gr.Markdown(
+                    "Click a model's cell in the grid to rate it.", elem_id="notebook-chosen"
+                )
+                sample_pick = gr.Radio(["1"], value="1", label="sample", visible=False)
+                thumb = gr.Radio(list(THUMBS), value="no thumb", label="Thumb", elem_id="notebook-thumb")
+                reasons = gr.CheckboxGroup([], label="Why?", elem_id="notebook-reasons")
+                score = gr.Radio(
+                    ["1", "2", "3", "4", "5"], value=None, label="Score (1–5)", elem_id="notebook-score"
+                )
+                comment = gr.Textbox(label="Comment (optional)", lines=1, elem_id="notebook-comment")
+                rate_btn = gr.Button("Save rating", size="sm", elem_id="notebook-rate")
+                rate_status = gr.Markdown("", elem_id="notebook-rate-status")
+            with gr.Row():
+                csv_btn = gr.DownloadButton("⬇ CSV", value=None, elem_id="notebook-csv", interactive=False)
+                jsonl_btn = gr.DownloadButton(
+                    "⬇ JSONL", value=None, elem_id="notebook-jsonl", interactive=False
+                )
+
+    def show_records(records: list[dict], source: str):
+        headers, values = records_table(records)
+        message = f"Loaded {len(values)} rows from {source} (columns: {', '.join(headers)})."
+        if "prompt" not in headers:
+            message += (
+                " There is no `prompt` column: write a template with the columns, e.g. `{"
+                + headers[0]
+                + "}`."
+            )
+        return gr.update(value=values, headers=headers), message
+
+    @user_errors
+    def on_upload(file):
+        if not file:
+            return gr.skip(), ""
+        path = Path(file if isinstance(file, str) else file.name)
+        return show_records(load_file(path), path.name)
+
+    @user_errors
+    def on_paste(text: str, kind: str):
+        records = parse_pasted(text, kind)
+        if not records:
+            raise PlaygroundError("nothing to use: paste at least one row")
+        return show_records(records, f"pasted {kind}")
+
+    def export_files(st: dict) -> list:
+        grid = st["grid"]
+        folder = Path(st["files"] or tempfile.mkdtemp(prefix="notebook-"))
+        st["files"] = str(folder)
+        paths = [
+            write_export(
+                services.store,
+                grid.conversation_id,
+                fmt,
+                folder / f"notebook-{grid.conversation_id[:8]}.{fmt}",
+            )
+            for fmt in ("csv", "jsonl")
+        ]
+        return [gr.update(value=str(p), interactive=True) for p in paths]
+
+    @user_errors
+    def run(request: gr.Request, tbl, tpl, chosen_models, n, sd, mx, ov, diff_only, st):
+        grid_request = notebook_request(tbl, tpl, chosen_models, n, sd, mx, ov)
+        key = session_key(request, "notebook")
+        cancel = services.runs.start(key)
+        st = {"grid": None, "marks": {}, "selected": None, "files": None}
+        try:
+            for grid in notebook.run(grid_request, request.session_hash, cancel):
+                st["grid"] = grid
+                yield show_grid(grid, labels, diff_only), progress_html(grid), st, gr.skip(), gr.skip()
+        finally:
+            services.runs.finish(key, cancel)
+        stopped = " · stopped" if cancel.is_set() else ""
+        yield (
+            show_grid(grid, labels, diff_only),
+            progress_html(grid, stopped.strip(" ·")),
+            st,
+            *export_files(st),
+        )
+
+    def stop(request: gr.Request):
+        services.runs.cancel(session_key(request, "notebook"))
+
+    def refilter(diff_only: bool, st: dict):
+        return show_grid(st["grid"], labels, diff_only, st["marks"])
+
+    def select(st: dict, evt: gr.SelectData):
+        grid = st["grid"]
+        if grid is None or evt.row_value is None:
+            return gr.skip(), gr.skip(), gr.skip(), st
+        row = grid.rows[int(evt.row_value[0]) - 1]
+        model = evt.index[1] - 2 if isinstance(evt.index, list | tuple) else -1
+        text = row_detail(grid, row, labels)
+        if not 0 <= model < len(grid.presets):
+            st["selected"] = None
+            return text, "Click a model's cell (not the prompt) to rate it.", gr.update(visible=False), st
+        st["selected"] = (row.index, model)
+        name = labels.get(grid.presets[model], grid.presets[model])
+        choices = [str(k + 1) for k in range(grid.samples)]
+        return (
+            text,
+            f"Rating row {row.index + 1} · **{name}**",
+            gr.update(choices=choices, value="1", visible=grid.samples > 1),
+            st,
+        )
+
+    def thumb_reasons(choice: str):
+        value = THUMBS[choice]
+        return gr.update(choices=reasons_for(value) if value else [], value=[])
+
+    @user_errors
+    def rate(
+        st: dict, sample: str, thumb_choice: str, chosen_reasons, score_choice, text: str, diff_only: bool
+    ):
+        grid = st["grid"]
+        if grid is None or st["selected"] is None:
+            raise PlaygroundError("click a model's cell in the grid first")
+        row, model = st["selected"]
+        cell = grid.cell(row, model, int(sample or 1) - 1)
+        if cell.turn_id is None:
+            raise PlaygroundError("this cell has no stored answer yet; run the grid first")
+        value, points = THUMBS[thumb_choice], int(score_choice) if score_choice else None
+        notebook.rate(cell.turn_id, value, points, chosen_reasons or [], text)
+        mark = " ".join(
+            x for x in ("👍" if value > 0 else "👎" if value < 0 else "", f"★{points}" if points else "") if x
+        )
+        st["marks"][cell.turn_id] = mark
+        return (
+            f"✅ Saved for row {row + 1}: {mark}",
+            show_grid(grid, labels, diff_only, st["marks"]),
+            st,
+            *export_files(st),
+        )
+
+    run_btn.click(
+        run,
+        [table, template, models, samples, seed, max_new, overrides, only_diff, state],
+        [grid_table, progress, state, csv_btn, jsonl_btn],
+        api_visibility="private",
+        show_progress="hidden",
+    )
+    # Stop sets the run's cancel event (no ``cancels=``): the run ends itself, stores what finished and
+    # the stopped cells, and still delivers the export files.
+    stop_btn.click(stop, None, None, api_visibility="private")
+    upload.upload(on_upload, [upload], [table, load_status], api_visibility="private")
+    paste_btn.click(on_paste, [pasted, paste_kind], [table, load_status], api_visibility="private")
+    only_diff.change(refilter, [only_diff, state], [grid_table], api_visibility="private")
+    grid_table.select(select, [state], [detail, chosen, sample_pick, state], api_visibility="private")
+    thumb.change(thumb_reasons, [thumb], [reasons], api_visibility="private")
+    rate_btn.click(
+        rate,
+        [state, sample_pick, thumb, reasons, score, comment, only_diff],
+        [rate_status, grid_table, state, csv_btn, jsonl_btn],
+        api_visibility="private",
+    )
+    return models
