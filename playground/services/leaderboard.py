@@ -16,16 +16,17 @@ from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
-from sqlalchemy import Text, and_, false, func, or_, select, true, type_coerce
+from sqlalchemy import Integer, Text, and_, false, func, or_, select, true, type_coerce
 
 from playground.engine.presets import PresetRegistry
 from playground.errors import PlaygroundError
 from playground.services.ratings import Leaderboard, compute_leaderboard
 from playground.services.ratings_plots import ratings_chart, win_rate_heatmap
 from playground.store.db import Store
-from playground.store.models import Turn, Vote
+from playground.store.models import Rating, Score, Turn, Vote
 
 TURN_STATS = ("avg_answer_chars", "median_ttft_s", "median_tokens_per_s")
+RATING_STATS = ("ratings", "like_rate", "scores", "mean_score")
 _TWO = {"0": "a", "1": "b", "tie": "tie", "all_bad": "both_bad"}
 
 
@@ -186,6 +187,27 @@ class LeaderboardService:
             }
         )
 
+    def rating_stats(self, filters: LeaderboardFilters) -> pd.DataFrame:
+        """Per model, from every answer's 👍/👎 and 1–5 score (Compare, Arena and Notebook alike, in the
+        filters' date range): how many ratings, the share of 👍, how many scores and their mean."""
+        out = pd.DataFrame(columns=list(RATING_STATS), dtype="float64")
+        with self.store.engine.connect() as connection:
+            for table, value, count, mean in (
+                (Rating, Rating.value, "ratings", "like_rate"),
+                (Score, Score.score, "scores", "mean_score"),
+            ):
+                liked = func.avg((value > 0).cast(Integer)) if table is Rating else func.avg(value)
+                query = select(Turn.preset_name, func.count(table.id), liked).join(
+                    Turn, table.turn_id == Turn.id
+                )
+                if filters.since:
+                    query = query.where(table.created_at >= filters.since)
+                if filters.until:
+                    query = query.where(table.created_at < filters.until)
+                for model, n, average in connection.execute(query.group_by(Turn.preset_name)):
+                    out.loc[model, count], out.loc[model, mean] = float(n), float(average)
+        return out
+
     def compute(self, filters: LeaderboardFilters | None = None) -> LeaderboardResult:
         filters = filters or LeaderboardFilters()
         battles, votes = self.battles(filters)
@@ -195,6 +217,9 @@ class LeaderboardService:
         stats = self.answer_stats(filters).reindex(table["model"])
         for column in TURN_STATS:
             table[column] = stats[column].to_numpy(dtype="float64")
+        rated = self.rating_stats(filters).reindex(table["model"])
+        for column in RATING_STATS:
+            table[column] = rated[column].to_numpy(dtype="float64")
         return LeaderboardResult(table=table, board=board, votes=votes, filters=filters)
 
     def _display_name(self, name: str) -> str:

@@ -22,9 +22,11 @@ HEADERS = [
     "Avg chars",
     "Median TTFT",
     "Median tok/s",
+    "👍 rate",
+    "Mean score",
 ]
 
-WIDTHS = ["5%", "25%", "6%", "10%", "7%", "6%", "7%", "5%", "7%", "7%", "8%", "7%"]
+WIDTHS = ["4%", "21%", "6%", "9%", "6%", "6%", "6%", "5%", "7%", "6%", "7%", "6%", "6%", "5%"]
 
 
 def _plural(n: int, word: str) -> str:
@@ -50,6 +52,8 @@ def display_table(result: LeaderboardResult) -> pd.DataFrame:
             _num(r.avg_answer_chars, ".0f"),
             "–" if pd.isna(r.median_ttft_s) else f"{r.median_ttft_s * 1000:.0f} ms",
             _num(r.median_tokens_per_s, ".1f"),
+            "–" if pd.isna(r.like_rate) else f"{r.like_rate:.0%} of {int(r.ratings)}",
+            "–" if pd.isna(r.mean_score) else f"{r.mean_score:.2f} ({int(r.scores)})",
         ]
         for r in result.table.itertuples()
     ]

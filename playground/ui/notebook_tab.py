@@ -90,7 +90,6 @@ def build_notebook_tab(services: Services) -> gr.Dropdown:
                 value=[r[:] for r in EXAMPLE],
                 headers=["prompt"],
                 interactive=True,
-                row_limits=(1, None),
                 wrap=True,
                 label="Prompt set (columns: variables; optional `system` and `history`)",
                 elem_id="notebook-table",
