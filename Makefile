@@ -40,3 +40,4 @@ bench: install
 	$(PY) bench/load_and_memory.py
 	$(PY) bench/native_archs.py
 	$(PY) bench/leaderboard.py
+	$(PY) bench/notebook_grid.py
