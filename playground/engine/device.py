@@ -85,6 +85,12 @@ class DeviceInfo:
     device: str
     default_dtype: torch.dtype
     bf16_speedup: float | None = None
+    zerogpu: bool = False  # load on the CPU, then ``.to("cuda")``: ZeroGPU replays it in each worker
+
+    @classmethod
+    def for_zerogpu(cls) -> DeviceInfo:
+        """A ZeroGPU Space: CUDA exists only inside ``@spaces.GPU`` workers, on H200-class GPUs (bf16)."""
+        return cls("cuda", torch.bfloat16, zerogpu=True)
 
     @classmethod
     def detect(cls, device: str | None = None, cache_dir: Path | None = None) -> DeviceInfo:
@@ -109,6 +115,10 @@ class DeviceInfo:
         return dtype
 
     def free_memory_bytes(self) -> int:
+        if self.zerogpu:
+            from playground.engine.zerogpu import SLOT_BYTES
+
+            return SLOT_BYTES
         if self.device.startswith("cuda"):
             free, _total = torch.cuda.mem_get_info()
             return int(free)

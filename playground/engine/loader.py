@@ -103,6 +103,8 @@ def load(
     except Exception as exc:
         raise explain_load_error(request, exc) from exc
     model.eval()
+    if device.zerogpu and request.quantization == "none" and request.loader != "gptq":
+        model.to("cuda")  # recorded by ZeroGPU in the main process, replayed on the GPU in each worker
     if request.pad_token == "eos" or tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     progress(1.0, f"{request.label()} ready")
@@ -238,6 +240,8 @@ def _quant_kwargs(request: LoadRequest, dtype: torch.dtype) -> dict[str, Any]:
 
 
 def _placement(device: DeviceInfo, kwargs: dict[str, Any]) -> dict[str, Any]:
+    if device.zerogpu:  # the weights are read on the CPU; quantised ones are placed by ZeroGPU's CUDA
+        return {"device_map": "cuda"} if "quantization_config" in kwargs else {}
     if device.device.startswith("cuda"):
         return {"device_map": "auto"}
     return {"device_map": "cpu"} if "quantization_config" in kwargs else {}

@@ -149,6 +149,7 @@ class PresetRegistry:
 
     def __init__(self, presets: Iterable[Preset]):
         self._by_name: dict[str, Preset] = {}
+        self.unavailable: dict[str, str] = {}  # name → why it cannot run here (shown, and refused at once)
         for preset in presets:
             if preset.name in self._by_name:
                 other = self._by_name[preset.name].source
@@ -171,6 +172,9 @@ class PresetRegistry:
         except KeyError:
             known = ", ".join(self._by_name)
             raise PlaygroundError(f"unknown preset {name!r}; known presets: {known}") from None
+
+    def mark_unavailable(self, name: str, reason: str) -> None:
+        self.unavailable[name] = reason
 
     def add(self, preset: Preset) -> None:
         self._by_name[preset.name] = preset

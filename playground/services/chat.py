@@ -12,8 +12,9 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
 
+from playground.engine.backends import LocalBackend
 from playground.engine.cache import ModelCache
-from playground.engine.generation import GenerationStats, stream
+from playground.engine.generation import GenerationStats
 from playground.engine.loader import LoadedModel, LoadRequest, Progress
 from playground.engine.params import GenerationParams, parse_params
 from playground.engine.presets import Preset, PresetRegistry
@@ -56,10 +57,11 @@ class AnswerUpdate:
 
 
 class ChatService:
-    def __init__(self, registry: PresetRegistry, cache: ModelCache, store: Store):
+    def __init__(self, registry: PresetRegistry, cache: ModelCache, store: Store, backend=None):
         self.registry = registry
         self.cache = cache
         self.store = store
+        self.backend = backend or LocalBackend()  # engine/backends.py: local or ZeroGPU
 
     def preset(self, name: str) -> Preset:
         return self.registry.get(name)
@@ -93,6 +95,10 @@ class ChatService:
         context: dict[str, Any] = {"prompt": "", "params": {}, "seed": None, "loaded": None}
         try:
             preset = self.preset(request.preset)
+            if preset.name in self.registry.unavailable:
+                raise PlaygroundError(
+                    f"{preset.display_name} is unavailable here: {self.registry.unavailable[preset.name]}"
+                )
             params = self.params_for(preset, request.params)
             context["params"] = params.model_dump()
             load_request = self.load_request(request)
@@ -105,9 +111,8 @@ class ChatService:
                 prompt = self.render(preset, request.messages, request.system_prompt, loaded.tokenizer)
                 context["prompt"] = prompt
                 update.status = "generating…"
-                events = stream(
-                    loaded.model,
-                    loaded.tokenizer,
+                events = self.backend.stream(
+                    loaded,
                     prompt,
                     params,
                     stop=preset.stop,
@@ -146,6 +151,7 @@ class ChatService:
             turn_record(
                 preset,
                 context["loaded"],
+                self.backend,
                 conversation_id=conversation_id,
                 column=column,
                 turn_index=turn_index,
@@ -166,6 +172,7 @@ class ChatService:
 def turn_record(
     preset: Preset | None,
     loaded: LoadedModel | None,
+    backend,
     *,
     conversation_id: str,
     column: int,
@@ -192,7 +199,7 @@ def turn_record(
         revision=loaded.resolved_revision if loaded else (revision or ""),
         quantization=loaded.request.quantization if loaded else (quantization or ""),
         dtype=loaded.dtype if loaded else "",
-        device=loaded.device if loaded else "",
+        device=backend.label(loaded) if loaded else "",
         messages=[m.model_dump() for m in messages],
         system_prompt=system_prompt,
         prompt=prompt,

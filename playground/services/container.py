@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
+from playground.engine.backends import LocalBackend
 from playground.engine.cache import GB, ModelCache
 from playground.engine.device import DeviceInfo
 from playground.engine.footprint import estimate_bytes
+from playground.engine.loader import LoadRequest
 from playground.engine.presets import PresetRegistry
+from playground.engine.zerogpu import SLOT_BYTES, ZeroGPUBackend
 from playground.errors import PlaygroundError
 from playground.services.arena import ArenaService
 from playground.services.chat import ChatService
@@ -38,18 +43,59 @@ class Services:
     notebook: NotebookService
 
 
+def check_zerogpu_fit(registry: PresetRegistry, device: DeviceInfo) -> None:
+    """Mark presets that cannot run on ZeroGPU as unavailable, with the reason."""
+    for preset in registry:
+        if preset.model.loader == "gptq" and importlib.util.find_spec("gptqmodel") is None:
+            registry.mark_unavailable(
+                preset.name,
+                "GPTQ checkpoints load through gptqmodel, which needs torch >= 2.14.1; ZeroGPU runs torch 2.8-2.11",
+            )
+            continue
+        needed = estimate_bytes(LoadRequest.from_spec(preset.model), device)
+        if needed > SLOT_BYTES * 0.9:
+            registry.mark_unavailable(
+                preset.name,
+                f"its weights need about {needed / GB:.0f} GB of GPU memory and a ZeroGPU slot has "
+                f"{SLOT_BYTES / GB:.0f} GB; pick a quantised variant or run it on a bigger GPU",
+            )
+
+
+def preload(registry: PresetRegistry, cache: ModelCache, names: list[str]) -> None:
+    """Load these presets now (a Space loads at start-up); one that fails is marked unavailable with its cause."""
+    for name in names:
+        preset = registry.get(name)
+        if name in registry.unavailable:
+            continue
+        try:
+            cache.get(LoadRequest.from_spec(preset.model))
+        except PlaygroundError as exc:
+            registry.mark_unavailable(name, str(exc))
+
+
 def build_services(settings: Settings) -> Services:
     registry = PresetRegistry.from_folders(settings.presets_dir, settings.user_presets_dir)
     for name in settings.columns:
         registry.get(name)
-    device = DeviceInfo.detect(settings.device, settings.cache_dir)
+    zerogpu = settings.backend == "zerogpu"
+    device = DeviceInfo.for_zerogpu() if zerogpu else DeviceInfo.detect(settings.device, settings.cache_dir)
     budget = int(settings.memory_budget_gb * GB) if settings.memory_budget_gb else None
     cache = ModelCache(device, settings.cache_dir, budget, estimate=partial(estimate_bytes, device=device))
     try:
         store = Store(settings.db)
     except Exception as exc:  # noqa: BLE001 - a bad --db is a start-up error with its cause
         raise PlaygroundError(f"cannot open the database {settings.db!r}: {exc}") from None
-    chat = ChatService(registry, cache, store)
+    if settings.sync_repo:
+        from playground.store.hub_sync import start_sync
+
+        start_sync(
+            store,
+            settings.sync_repo,
+            Path(store.url.removeprefix("sqlite:///")).parent,
+            settings.sync_every_min,
+        )
+    backend = ZeroGPUBackend(cache) if zerogpu else LocalBackend()
+    chat = ChatService(registry, cache, store, backend)
     compare = CompareService(chat, store)
     feedback = FeedbackService(store)
     return Services(

@@ -18,7 +18,7 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
 
-from playground.engine.batching import BatchShape, choose_batch_rows, stream_batch
+from playground.engine.batching import BatchShape, choose_batch_rows
 from playground.engine.cache import ModelCache
 from playground.engine.loader import LoadRequest, Progress
 from playground.engine.params import GenerationParams
@@ -167,6 +167,10 @@ class NotebookService:
             raise PlaygroundError(f"parameter overrides name preset(s) not in the grid: {sorted(unknown)}")
         presets = [self.chat.preset(name) for name in request.presets]
         for preset in presets:
+            if preset.name in self.chat.registry.unavailable:
+                reason = self.chat.registry.unavailable[preset.name]
+                raise PlaygroundError(f"{preset.display_name} is unavailable here: {reason}")
+        for preset in presets:
             try:
                 self.cell_params(preset, request, 0)
             except PlaygroundError as exc:
@@ -277,9 +281,8 @@ class NotebookService:
         if not runnable:
             return
         started, last = utcnow(), 0.0
-        events = stream_batch(
-            loaded.model,
-            loaded.tokenizer,
+        events = self.chat.backend.stream_batch(
+            loaded,
             [c.prompt for c in runnable],
             [keys[id(c)][1].seed for c in runnable],
             params,
@@ -313,6 +316,7 @@ class NotebookService:
         record = turn_record(
             preset,
             loaded,
+            self.chat.backend,
             conversation_id=grid.conversation_id,
             column=cell.model,
             turn_index=cell.row,
@@ -376,6 +380,7 @@ class NotebookService:
             turn_record(
                 preset,
                 loaded,
+                self.chat.backend,
                 conversation_id=grid.conversation_id,
                 column=cell.model,
                 turn_index=cell.row,

@@ -62,6 +62,11 @@ class Store:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         Base.metadata.create_all(self.engine)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
+        self.listeners: list = []  # called as listener(kind, id) after a rating, score or vote is stored
+
+    def _notify(self, kind: str, row_id: int) -> None:
+        for listener in self.listeners:
+            listener(kind, row_id)
 
     def session(self) -> Session:
         return self._session()
@@ -120,7 +125,8 @@ class Store:
             rating = Rating(turn_id=turn_id, value=value, reasons=list(reasons), comment=comment or "")
             s.add(rating)
             s.flush()
-            return rating.id
+        self._notify("rating", rating.id)
+        return rating.id
 
     def update_rating(self, rating_id: int, reasons: list[str], comment: str = "") -> None:
         with self.session() as s, s.begin():
@@ -128,6 +134,7 @@ class Store:
             if rating is None:
                 raise PlaygroundError(f"there is no rating with id {rating_id}")
             rating.reasons, rating.comment = list(reasons), comment or ""
+        self._notify("rating", rating_id)
 
     def record_vote(
         self,
@@ -152,9 +159,10 @@ class Store:
             with self.session() as s, s.begin():
                 s.add(vote)
                 s.flush()
-                return vote.id
         except IntegrityError:
             raise PlaygroundError("this round already has a vote; each round can be voted on once") from None
+        self._notify("vote", vote.id)
+        return vote.id
 
     def record_score(self, turn_id: int, score: int, comment: str = "") -> int:
         if not isinstance(score, int) or not 1 <= score <= 5:
@@ -165,7 +173,8 @@ class Store:
             row = Score(turn_id=turn_id, score=score, comment=comment or "")
             s.add(row)
             s.flush()
-            return row.id
+        self._notify("score", row.id)
+        return row.id
 
     def scores(self, turn_id: int | None = None) -> list[Score]:
         with self.session() as s:

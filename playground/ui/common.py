@@ -88,7 +88,12 @@ def params_dict(values) -> dict:
 
 
 def preset_choices(presets) -> list[tuple[str, str]]:
-    return [(p.display_name, p.name) for p in presets]
+    """Dropdown choices; a preset that cannot run here says so in its label."""
+    unavailable = getattr(presets, "unavailable", {})
+    return [
+        (f"{p.display_name} ⛔ unavailable" if p.name in unavailable else p.display_name, p.name)
+        for p in presets
+    ]
 
 
 def card_line(preset: Preset) -> str:
