@@ -27,7 +27,9 @@ def assemble(space: str, out: Path) -> Path:
     shutil.copy2(ROOT / "spaces" / "app.py", out / "app.py")
     shutil.copy2(ROOT / "spaces" / "requirements.txt", out / "requirements.txt")
     readme = (ROOT / "spaces" / "README.md").read_text(encoding="utf-8")
-    (out / "README.md").write_text(readme.replace("title: LLM Playground", f"title: {space.split('/')[1]}", 1))
+    (out / "README.md").write_text(
+        readme.replace("title: LLM Playground", f"title: {space.split('/')[1]}", 1)
+    )
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(ROOT / "playground", out / "playground", ignore=ignore)
     shutil.copytree(ROOT / "presets", out / "presets", ignore=ignore)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -65,8 +66,12 @@ class Store:
         self.listeners: list = []  # called as listener(kind, id) after a rating, score or vote is stored
 
     def _notify(self, kind: str, row_id: int) -> None:
+        """Tell listeners (the dataset sync) about a stored row; the row is stored whatever they do."""
         for listener in self.listeners:
-            listener(kind, row_id)
+            try:
+                listener(kind, row_id)
+            except Exception:  # noqa: BLE001 - logged: a failed copy must not undo or hide the stored row
+                logging.getLogger(__name__).exception("listener %r failed for %s %s", listener, kind, row_id)
 
     def session(self) -> Session:
         return self._session()

@@ -100,7 +100,7 @@ class DatasetSync:
             if row is None:
                 return
             if kind in ("rating", "score"):
-                turns = [row.turn]
+                turns = [s.get(Turn, row.turn_id)]
             else:  # a vote judges its round's answers (an arena battle: every round)
                 query = select(Turn).where(Turn.conversation_id == row.conversation_id)
                 if kind == "vote" and row.kind != "arena":
