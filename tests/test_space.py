@@ -10,7 +10,6 @@ import re
 import subprocess
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -18,10 +17,11 @@ from gradio_client import Client
 
 from playground.services.leaderboard import LeaderboardFilters, LeaderboardService
 from playground.settings import ROOT, Settings
-from playground.store.db import Store, TurnRecord
+from playground.store.db import Store
 from playground.store.hub_sync import read_records, start_sync
 from playground.store.models import Turn
 from tests.conftest import PRESETS, free_port
+from tests.test_store import turn
 
 TWO = ["smollm2-135m-instruct", "smollm2-135m-instruct-greedy"]
 
@@ -61,43 +61,18 @@ def test_make_space_assembles_a_pushable_folder(tmp_path):
     assert bad.returncode != 0 and "user/name" in bad.stderr
 
 
-def _record(store: Store, conversation: str, column: int, preset: str) -> int:
-    return store.record_turn(
-        TurnRecord(
-            conversation_id=conversation,
-            column=column,
-            turn_index=0,
-            preset_name=preset,
-            preset_hash="h",
-            model_id=f"org/{preset}",
-            revision="sha",
-            quantization="none",
-            dtype="float32",
-            device="cpu",
-            messages=[{"role": "user", "content": "hi"}],
-            system_prompt="",
-            prompt="U: hi\nA:",
-            params={"temperature": 0.5},
-            seed=1,
-            output=f"answer of {preset}",
-            finish_reason="eos",
-            started_at=datetime(2026, 11, 1, 12, 0),
-        )
-    )
-
-
 def test_rated_data_is_pushed_once_append_only_and_restores_the_leaderboard(tmp_path):
     repo = f"file://{tmp_path / 'hub' / 'me' / 'rated'}"
     store = Store(str(tmp_path / "a" / "db.sqlite"))
     sync, scheduler = start_sync(store, repo, tmp_path / "a", every_minutes=60)
     try:
         for k in range(3):
-            cid = store.new_conversation("arena", ["x", "y"])
-            a, b = _record(store, cid, 0, "x"), _record(store, cid, 1, "y")
-            store.record_vote(cid, "arena", 0, "0" if k < 2 else "tie", ["x", "y"], anonymous=True)
+            cid = store.new_conversation("arena", ["p0", "p1"])
+            a, b = turn(store, cid, 0), turn(store, cid, 1)
+            store.record_vote(cid, "arena", 0, "0" if k < 2 else "tie", ["p0", "p1"], anonymous=True)
             store.record_rating(a, 1, ["accurate"], "good")
             store.record_score(b, 4)
-        unrated = _record(store, store.new_conversation("compare", ["x"]), 0, "x")
+        unrated = turn(store, store.new_conversation("compare", ["p0"]), 0)
         scheduler.trigger().result()
         pushed = tmp_path / "hub" / "me" / "rated"
         first = {p.name: p.read_bytes() for p in pushed.glob("*.jsonl")}
@@ -194,7 +169,7 @@ def test_the_space_entry_point_serves_compare_and_its_data_survives_a_restart(tm
         app.terminate()
         app.wait(30)
     stored = Store(str(db))
-    turns = stored.turns(final["conversation_id"])
+    turns = sorted(stored.turns(final["conversation_id"]), key=lambda t: t.column)
     assert [t.output for t in turns] == [c["text"] for c in final["columns"]]
     stored.engine.dispose()
     db.unlink()  # a restart without persistent storage

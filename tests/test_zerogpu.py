@@ -63,6 +63,13 @@ class ForkedGPU:
             self.exits.append((process.exitcode, time.perf_counter() - closed_at))
 
 
+def zerogpu_chat(services) -> tuple[ChatService, ForkedGPU]:
+    gpu = ForkedGPU()
+    return ChatService(
+        services.registry, services.cache, services.store, ZeroGPUBackend(services.cache, gpu)
+    ), gpu
+
+
 def test_the_duration_fits_the_request():
     def asked(tokens, speed=20.0, prompt=100, weights=2 * 1024**3):
         params = GenerationParams(max_new_tokens=tokens).model_dump()
@@ -89,8 +96,7 @@ def test_what_crosses_the_boundary_is_small_and_picklable():
 
 @pytest.mark.slow
 def test_an_answer_streams_through_a_forked_worker_and_is_stored_as_streamed(services):
-    gpu = ForkedGPU()
-    chat = ChatService(services.registry, services.cache, services.store, ZeroGPUBackend(services.cache, gpu))
+    chat, gpu = zerogpu_chat(services)
     conversation = services.compare.start(["smollm2-135m-instruct-greedy"])
     request = AnswerRequest(
         "smollm2-135m-instruct-greedy",
@@ -112,8 +118,7 @@ def test_an_answer_streams_through_a_forked_worker_and_is_stored_as_streamed(ser
 
 @pytest.mark.slow
 def test_closing_the_consumer_stops_the_workers_generation(services):
-    gpu = ForkedGPU()
-    chat = ChatService(services.registry, services.cache, services.store, ZeroGPUBackend(services.cache, gpu))
+    chat, gpu = zerogpu_chat(services)
     conversation = services.compare.start(["smollm2-135m-instruct-greedy"])
     request = AnswerRequest(
         "smollm2-135m-instruct-greedy",
@@ -133,8 +138,7 @@ def test_closing_the_consumer_stops_the_workers_generation(services):
 
 @pytest.mark.slow
 def test_a_notebook_grid_runs_in_forked_workers(services):
-    gpu = ForkedGPU()
-    chat = ChatService(services.registry, services.cache, services.store, ZeroGPUBackend(services.cache, gpu))
+    chat, gpu = zerogpu_chat(services)
     rows = build_rows([{"prompt": p} for p in ("Name a planet.", "Name a moon.", "Name a star.")])
     name = "smollm2-135m-instruct-greedy"
     request = NotebookRequest([name], rows, {name: {"max_new_tokens": 12}}, seed=5)

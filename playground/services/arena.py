@@ -162,7 +162,8 @@ class ArenaService:
         names = (
             self._pool if self._pool is not None else [p.name for p in self.registry if self._available(p)]
         )
-        return [n for n in dict.fromkeys(names) if self.weights.get(n, 1.0) > 0]
+        unavailable = self.registry.unavailable  # e.g. too big for a ZeroGPU slot
+        return [n for n in dict.fromkeys(names) if self.weights.get(n, 1.0) > 0 and n not in unavailable]
 
     def new_battle(self, session: str | None) -> str:
         """Start a battle between two presets from ``draw``; return the battle id only."""

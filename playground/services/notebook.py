@@ -330,20 +330,7 @@ class NotebookService:
             started=started,
         )
         cell.turn_id = self.store.record_turn(record)
-        self.store.record_cell(
-            NotebookCell(
-                conversation_id=grid.conversation_id,
-                row_index=cell.row,
-                model_index=cell.model,
-                sample_index=cell.sample,
-                turn_id=cell.turn_id,
-                cache_key=key,
-                cached=False,
-                variables=row.variables,
-                batch_rows=shape.rows,
-                padded_length=shape.bucket,
-            )
-        )
+        self._record_cell(grid, cell, key, row, shape, cached=False)
         grid.ran += 1
 
     def _serve_cached(self, grid, cell, turn, key, row, shape) -> None:
@@ -356,15 +343,18 @@ class NotebookService:
             "total_s": turn.total_s,
             "tokens_per_s": turn.tokens_per_s,
         }
+        self._record_cell(grid, cell, key, row, shape, cached=True)
+
+    def _record_cell(self, grid, cell, key, row, shape, cached: bool) -> None:
         self.store.record_cell(
             NotebookCell(
                 conversation_id=grid.conversation_id,
                 row_index=cell.row,
                 model_index=cell.model,
                 sample_index=cell.sample,
-                turn_id=turn.id,
+                turn_id=cell.turn_id,
                 cache_key=key,
-                cached=True,
+                cached=cached,
                 variables=row.variables,
                 batch_rows=shape.rows,
                 padded_length=shape.bucket,
