@@ -13,6 +13,7 @@ from gradio_client import Client
 
 from playground.services.leaderboard import LeaderboardFilters
 from playground.services.notebook import NotebookRequest, NotebookService
+from playground.services.notebook_export import cell_records
 from playground.services.promptset import build_rows
 from playground.store.models import NotebookCell, Turn
 
@@ -128,7 +129,7 @@ def test_stop_keeps_the_finished_cells_and_one_bad_row_fails_alone(services):
         (0, grid.cells[0].text),
         (1, grid.cells[1].text),
     ]
-    assert all(cell.batch_rows == 2 for cell, _turn in stored)
+    assert all(cell.batch_rows == 2 and cell.padded_length == 64 for cell, _turn in stored)
 
     huge = build_rows([{"prompt": "Say yes."}, {"prompt": "word " * 9000}])
     grid = list(notebook.run(NotebookRequest([TWO[1]], huge, {TWO[1]: {"max_new_tokens": 4}})))[-1]
@@ -137,3 +138,8 @@ def test_stop_keeps_the_finished_cells_and_one_bad_row_fails_alone(services):
     errors = [t for t in services.store.turns(grid.conversation_id) if t.finish_reason == "error"]
     assert len(errors) == 1 and errors[0].turn_index == 1
     assert services.store.count(NotebookCell) >= 4
+    exported = cell_records(services.store, grid.conversation_id)  # a failed cell is exported too
+    assert [(r["row"], r["finish_reason"], bool(r["error"])) for r in exported] == [
+        (1, grid.cells[0].finish_reason, False),
+        (2, "error", True),
+    ]

@@ -309,6 +309,10 @@ class NotebookService:
 
     def _store(self, grid, request, preset, loaded, cell, key_params_system, shape, started) -> None:
         key, params, system = key_params_system
+        self._save(grid, request, preset, loaded, cell, params, system, started, key, shape)
+
+    def _save(self, grid, request, preset, loaded, cell, params, system, started, key="", shape=None) -> None:
+        """Store a finished, stopped or failed cell as a turn of the run, and its notebook cell row."""
         row = next(r for r in request.rows if r.index == cell.row)
         update = AnswerUpdate(
             text=cell.text, finish_reason=cell.finish_reason, error=cell.error, stats=cell.stats
@@ -356,35 +360,17 @@ class NotebookService:
                 cache_key=key,
                 cached=cached,
                 variables=row.variables,
-                batch_rows=shape.rows,
-                padded_length=shape.bucket,
+                batch_rows=shape.rows if shape else 0,
+                padded_length=shape.padded_length(cell.stats.get("prompt_tokens") or 1) if shape else 0,
             )
         )
 
     def _fail(self, grid, request, preset, cell, message: str, loaded=None) -> None:
-        cell.status, cell.error, cell.finish_reason = "error", message, "error"
+        cell.status, cell.error, cell.finish_reason, cell.text = "error", message, "error", ""
         row = next(r for r in request.rows if r.index == cell.row)
-        params = self.cell_params(preset, request, cell.sample) if preset else None
-        update = AnswerUpdate(text="", finish_reason="error", error=message)
-        cell.turn_id = self.store.record_turn(
-            turn_record(
-                preset,
-                loaded,
-                self.chat.backend,
-                conversation_id=grid.conversation_id,
-                column=cell.model,
-                turn_index=cell.row,
-                preset_name=cell.preset,
-                messages=row.messages(),
-                system_prompt=row.system if row.system is not None else preset.system_prompt,
-                prompt=cell.prompt,
-                params=params.model_dump() if params else {},
-                seed=params.seed if params else None,
-                update=update,
-                started=utcnow(),
-            )
-        )
-        grid.ran += 1
+        system = row.system if row.system is not None else preset.system_prompt
+        params = self.cell_params(preset, request, cell.sample)
+        self._save(grid, request, preset, loaded, cell, params, system, utcnow())
 
     # ------------------------------------------------------------------ rating
 
