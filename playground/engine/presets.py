@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from playground.engine.params import GenerationParams
 from playground.engine.templates import Template
@@ -44,6 +44,28 @@ class ModelSpec(BaseModel):
     context_length: int | None = Field(None, ge=1)
     pad_token: Literal["eos"] | None = None
     gguf_file: str | None = None
+    # Served elsewhere: an OpenAI-compatible server (engine/remote.py) instead of loading weights here.
+    backend: Literal["local", "openai-compatible"] = "local"
+    base_url: str | None = Field(None, description="the server's API root, e.g. http://gpu-box:8000/v1")
+    served_model: str | None = Field(None, description="the model name the server serves it under")
+    api_key_env: str | None = Field(None, description="environment variable holding the API key")
+    server: Literal["vllm", "sglang", "llama.cpp", "transformers", "openai"] = Field(
+        "vllm", description="which server: decides how top_k and repetition_penalty are sent"
+    )
+
+    @model_validator(mode="after")
+    def _remote_needs_a_server(self) -> ModelSpec:
+        if self.backend == "openai-compatible":
+            missing = [f for f in ("base_url", "served_model") if not getattr(self, f)]
+            if missing:
+                raise ValueError(f"backend openai-compatible needs {' and '.join(missing)}")
+            if not self.base_url.startswith(("http://", "https://")):
+                raise ValueError(f"base_url must start with http:// or https:// (got {self.base_url!r})")
+        return self
+
+    @property
+    def remote(self) -> bool:
+        return self.backend == "openai-compatible"
 
     def all_revisions(self) -> list[str]:
         return [self.revision, *[r for r in self.revisions if r != self.revision]]
@@ -79,6 +101,18 @@ class Preset(BaseModel):
             raise ValueError("must be lower-case letters, digits, '.', '_' or '-'")
         return value
 
+    @model_validator(mode="after")
+    def _server_template_is_remote(self) -> Preset:
+        if self.template.kind == "server" and not self.model.remote:
+            raise ValueError(
+                "template kind 'server' (the server's own chat template) needs model.backend openai-compatible"
+            )
+        if self.model.remote and self.template.kind == "tokenizer":
+            raise ValueError(
+                "a remote model has no local tokenizer: give an explicit template (the card's), or kind 'server'"
+            )
+        return self
+
     @field_validator("stop")
     @classmethod
     def _no_empty_stop(cls, value: list[str]) -> list[str]:
@@ -102,6 +136,10 @@ class Preset(BaseModel):
             "trust_remote_code": spec.trust_remote_code,
             "rope_scaling": spec.rope_scaling,
             "context_length": spec.context_length,
+            "backend": spec.backend,
+            "base_url": spec.base_url,
+            "served_model": spec.served_model,
+            "server": spec.server,
             "card_url": self.card_url,
             "license": self.license,
             "license_note": self.license_note,

@@ -53,7 +53,7 @@ class Template(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["explicit", "tokenizer"] = "explicit"
+    kind: Literal["explicit", "tokenizer", "server"] = "explicit"  # server: /v1/chat/completions
     prefix: str = ""
     system: str | None = None
     user: str = SLOT
@@ -70,6 +70,10 @@ class Template(BaseModel):
     def render(self, messages: Sequence[Message], system_prompt: str | None = None, tokenizer=None) -> str:
         """The prompt for the next assistant turn. An empty system prompt leaves the system block out."""
         system, turns = split_system(messages, system_prompt)
+        if self.kind == "server":
+            raise PlaygroundError(
+                "template 'server' is rendered by the server; send the messages (chat_messages)"
+            )
         if self.kind == "tokenizer":
             return self._render_with_tokenizer(system, turns, tokenizer)
         parts = [self.prefix]
@@ -88,6 +92,12 @@ class Template(BaseModel):
             raise PlaygroundError("template 'tokenizer' needs a tokenizer that ships a chat template")
         chat = ([{"role": "system", "content": system}] if system else []) + [m.model_dump() for m in turns]
         return tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+
+
+def chat_messages(messages: Sequence[Message], system_prompt: str | None) -> list[dict]:
+    """The conversation as chat-completions messages, the system prompt first when there is one."""
+    system, turns = split_system(messages, system_prompt)
+    return ([{"role": "system", "content": system}] if system else []) + [m.model_dump() for m in turns]
 
 
 def split_system(messages: Sequence[Message], system_prompt: str | None) -> tuple[str, list[Message]]:

@@ -63,8 +63,8 @@ def names_itself(text: str, preset: Preset) -> bool:
 
 
 def weights_available(preset: Preset) -> bool:
-    """Embedded models always; Hub models when their config is in the local Hub cache."""
-    if preset.model.loader == "embedded-gguf":
+    """Embedded and served (remote) models always; Hub models when their config is in the local Hub cache."""
+    if preset.model.loader == "embedded-gguf" or preset.model.remote:
         return True
     from huggingface_hub import try_to_load_from_cache
 

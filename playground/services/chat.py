@@ -6,6 +6,7 @@ so they are rendered, streamed and stored the same way.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from contextlib import closing
@@ -18,7 +19,8 @@ from playground.engine.generation import GenerationStats
 from playground.engine.loader import LoadedModel, LoadRequest, Progress
 from playground.engine.params import GenerationParams, parse_params
 from playground.engine.presets import Preset, PresetRegistry
-from playground.engine.templates import Message, parse_messages
+from playground.engine.remote import RemoteBackend
+from playground.engine.templates import Message, chat_messages, parse_messages
 from playground.errors import PlaygroundError
 from playground.store.db import Store, TurnRecord
 from playground.store.models import utcnow
@@ -62,6 +64,7 @@ class ChatService:
         self.cache = cache
         self.store = store
         self.backend = backend or LocalBackend()  # engine/backends.py: local or ZeroGPU
+        self.remote = RemoteBackend()  # presets whose model is served by an OpenAI-compatible server
 
     def preset(self, name: str) -> Preset:
         return self.registry.get(name)
@@ -76,6 +79,7 @@ class ChatService:
         return preset.template.render(messages, system, tokenizer=tokenizer)
 
     def load_request(self, request: AnswerRequest) -> LoadRequest:
+        """The model-cache key of the request's local model."""
         return LoadRequest.from_spec(
             self.preset(request.preset).model, request.revision, request.quantization
         )
@@ -101,32 +105,10 @@ class ChatService:
                 )
             params = self.params_for(preset, request.params)
             context["params"] = params.model_dump()
-            load_request = self.load_request(request)
-            cached = load_request in self.cache.loaded()
-            if not cached:
-                update.status = f"loading {load_request.label()}…"
-                yield update
-            with self.cache.use(load_request, progress) as loaded:
-                context["loaded"] = loaded
-                prompt = self.render(preset, request.messages, request.system_prompt, loaded.tokenizer)
-                context["prompt"] = prompt
-                update.status = "generating…"
-                events = self.backend.stream(
-                    loaded,
-                    prompt,
-                    params,
-                    stop=preset.stop,
-                    context_length=preset.model.context_length or loaded.context_length,
-                    cancel=cancel,
-                )
-                with closing(events):
-                    for event in events:
-                        context["seed"] = event.seed
-                        update.text, update.stats = event.text, event.stats.as_dict()
-                        if event.done:
-                            update.finish_reason = event.finish_reason
-                            break
-                        yield update
+            if preset.model.remote:
+                yield from self._remote(preset, request, params, update, context, cancel)
+            else:
+                yield from self._local(preset, request, params, update, context, cancel, progress)
         except PlaygroundError as exc:
             update.error, update.finish_reason = str(exc), "error"
         except GeneratorExit:
@@ -136,6 +118,35 @@ class ChatService:
         update.done = True
         update.turn_id = self._record(request, conversation_id, column, update, context, started)
         yield update
+
+    def _local(self, preset, request, params, update, context, cancel, progress) -> Iterator[AnswerUpdate]:
+        load_request = self.load_request(request)
+        if load_request not in self.cache.loaded():
+            update.status = f"loading {load_request.label()}…"
+            yield update
+        with self.cache.use(load_request, progress) as loaded:
+            context["loaded"] = loaded
+            prompt = self.render(preset, request.messages, request.system_prompt, loaded.tokenizer)
+            context["prompt"] = prompt
+            update.status = "generating…"
+            context_length = preset.model.context_length or loaded.context_length
+            events = self.backend.stream(loaded, prompt, params, preset.stop, context_length, cancel)
+            yield from _follow(events, update, context)
+
+    def _remote(self, preset, request, params, update, context, cancel) -> Iterator[AnswerUpdate]:
+        """A model on an OpenAI-compatible server: the card's rendered prompt, or the messages for
+        ``template: server``; what was sent is stored as the prompt."""
+        system = preset.system_prompt if request.system_prompt is None else request.system_prompt
+        if preset.template.kind == "server":
+            payload = chat_messages(request.messages, system)
+            context["prompt"] = json.dumps(payload, ensure_ascii=False)
+        else:
+            payload = context["prompt"] = self.render(preset, request.messages, request.system_prompt)
+        context["remote"] = preset.model
+        update.status = f"asking {preset.model.base_url}…"
+        yield from _follow(
+            self.remote.stream(preset.model, payload, params, preset.stop, cancel), update, context
+        )
 
     def _record(self, request, conversation_id, column, update, context, started) -> int | None:
         if not conversation_id:
@@ -147,6 +158,7 @@ class ChatService:
         system = request.system_prompt
         if system is None:
             system = preset.system_prompt if preset else ""
+        remote = context.get("remote")
         return self.store.record_turn(
             turn_record(
                 preset,
@@ -163,8 +175,9 @@ class ChatService:
                 seed=context["seed"],
                 update=update,
                 started=started,
-                revision=request.revision,
+                revision=f"{remote.served_model}@{remote.base_url}" if remote else request.revision,
                 quantization=request.quantization,
+                device=self.remote.label(remote) if remote else None,
             )
         )
 
@@ -187,6 +200,7 @@ def turn_record(
     started,
     revision: str | None = None,
     quantization: str | None = None,
+    device: str | None = None,
 ) -> TurnRecord:
     """A finished (or stopped, or failed) answer with everything needed to reproduce it."""
     return TurnRecord(
@@ -199,7 +213,7 @@ def turn_record(
         revision=loaded.resolved_revision if loaded else (revision or ""),
         quantization=loaded.request.quantization if loaded else (quantization or ""),
         dtype=loaded.dtype if loaded else "",
-        device=backend.label(loaded) if loaded else "",
+        device=device or (backend.label(loaded) if loaded else ""),
         messages=[m.model_dump() for m in messages],
         system_prompt=system_prompt,
         prompt=prompt,
@@ -211,6 +225,18 @@ def turn_record(
         started_at=started,
         stats=update.stats or GenerationStats().as_dict(),
     )
+
+
+def _follow(events, update: AnswerUpdate, context: dict) -> Iterator[AnswerUpdate]:
+    """Copy a backend's events into ``update``, yielding it until the final one (not yielded)."""
+    with closing(events):
+        for event in events:
+            context["seed"] = event.seed
+            update.text, update.stats = event.text, event.stats.as_dict()
+            if event.done:
+                update.finish_reason = event.finish_reason
+                return
+            yield update
 
 
 def messages_from(raw: Any) -> list[Message]:

@@ -14,6 +14,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,7 @@ from playground.engine.cache import ModelCache
 from playground.engine.loader import LoadRequest, Progress
 from playground.engine.params import GenerationParams
 from playground.engine.presets import Preset
+from playground.engine.templates import chat_messages
 from playground.errors import PlaygroundError
 from playground.services.chat import AnswerUpdate, ChatService, turn_record
 from playground.services.feedback import FeedbackService
@@ -33,6 +35,7 @@ from playground.store.models import NotebookCell, utcnow
 MAX_MODELS, MAX_SAMPLES, MAX_CELLS = 8, 8, 4000
 CONTEXT_FOR_SIZING = 4096  # tokens a row may grow to when the batch size is chosen from memory
 UPDATE_EVERY_S = 0.3
+REMOTE_CONCURRENCY = 8  # requests in flight to one server for a grid
 
 
 @dataclass
@@ -127,7 +130,7 @@ def cache_key(
         "system": system,
         "preset_hash": preset.file_hash,
         "params": params.model_dump(),
-        "shape": [shape.rows, shape.bucket],
+        "shape": [shape.rows, shape.bucket] if shape else None,  # None: a served (remote) model
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
@@ -235,6 +238,9 @@ class NotebookService:
         yield grid
 
     def _run_model(self, grid, preset, request, cells, cancel, progress) -> Iterator[None]:
+        if preset.model.remote:
+            yield from self._run_remote(grid, preset, request, cells, cancel)
+            return
         rows = {r.index: r for r in request.rows}
         load_request = LoadRequest.from_spec(preset.model)
         with self.cache.use(load_request, progress) as loaded:
@@ -257,7 +263,6 @@ class NotebookService:
                     continue
                 keys[id(cell)] = (key, params, system)
                 todo.append(cell)
-            grid.to_run -= len(cells) - len(todo)
             yield
             by_params: dict[str, list[Cell]] = {}
             for cell in todo:  # samples differ only by seed; other overrides are per preset
@@ -267,6 +272,62 @@ class NotebookService:
                 ).append(cell)
             for group in by_params.values():
                 yield from self._generate(grid, preset, request, loaded, shape, group, keys, cancel)
+
+    def _run_remote(self, grid, preset, request, cells, cancel) -> Iterator[None]:
+        """A served model: its cells go to the server as concurrent requests (the server batches them)."""
+        rows, todo = {r.index: r for r in request.rows}, []
+        for cell in cells:
+            row = rows[cell.row]
+            params = self.cell_params(preset, request, cell.sample)
+            system = row.system if row.system is not None else preset.system_prompt
+            cell.seed = params.seed
+            try:
+                if preset.template.kind == "server":
+                    payload = chat_messages(row.messages(), system)
+                    cell.prompt = json.dumps(payload, ensure_ascii=False)
+                else:
+                    payload = cell.prompt = preset.template.render(row.messages(), system)
+            except PlaygroundError as exc:
+                self._fail(grid, request, preset, cell, f"row {cell.row + 1}: {exc}")
+                continue
+            key = cache_key(preset, row, system, params, None)
+            earlier = self.store.cached_turn(key)
+            if earlier is not None:
+                self._serve_cached(grid, cell, earlier, key, row, None)
+                continue
+            todo.append((cell, payload, params, system, key))
+        yield
+        spec, remote = preset.model, self.chat.remote
+        where = {"revision": f"{spec.served_model}@{spec.base_url}", "device": remote.label(spec)}
+
+        def answer(payload, params):
+            for event in remote.stream(spec, payload, params, preset.stop, cancel):
+                if event.done:
+                    return event
+            return None
+
+        started = utcnow()
+        with ThreadPoolExecutor(max_workers=REMOTE_CONCURRENCY, thread_name_prefix="remote-cell") as pool:
+            futures = {
+                pool.submit(answer, payload, params): (cell, params, system, key)
+                for cell, payload, params, system, key in todo
+            }
+            for future in as_completed(futures):
+                cell, params, system, key = futures[future]
+                try:
+                    event = future.result()
+                except PlaygroundError as exc:
+                    self._fail(grid, request, preset, cell, str(exc), where=where)
+                    yield
+                    continue
+                cell.text, cell.stats, cell.finish_reason = (
+                    event.text,
+                    event.stats.as_dict(),
+                    event.finish_reason,
+                )
+                cell.status = "stopped" if event.finish_reason == "stopped" else "done"
+                self._save(grid, request, preset, None, cell, params, system, started, key, None, where)
+                yield
 
     def _generate(self, grid, preset, request, loaded, shape, group, keys, cancel) -> Iterator[None]:
         params = keys[id(group[0])][1]
@@ -311,7 +372,9 @@ class NotebookService:
         key, params, system = key_params_system
         self._save(grid, request, preset, loaded, cell, params, system, started, key, shape)
 
-    def _save(self, grid, request, preset, loaded, cell, params, system, started, key="", shape=None) -> None:
+    def _save(
+        self, grid, request, preset, loaded, cell, params, system, started, key="", shape=None, where=None
+    ) -> None:
         """Store a finished, stopped or failed cell as a turn of the run, and its notebook cell row."""
         row = next(r for r in request.rows if r.index == cell.row)
         update = AnswerUpdate(
@@ -332,6 +395,7 @@ class NotebookService:
             seed=params.seed,
             update=update,
             started=started,
+            **(where or {}),
         )
         cell.turn_id = self.store.record_turn(record)
         self._record_cell(grid, cell, key, row, shape, cached=False)
@@ -339,6 +403,7 @@ class NotebookService:
 
     def _serve_cached(self, grid, cell, turn, key, row, shape) -> None:
         cell.status, cell.text, cell.turn_id = "cached", turn.output, turn.id
+        grid.to_run -= 1
         cell.finish_reason = turn.finish_reason
         cell.stats = {
             "prompt_tokens": turn.prompt_tokens,
@@ -365,12 +430,12 @@ class NotebookService:
             )
         )
 
-    def _fail(self, grid, request, preset, cell, message: str, loaded=None) -> None:
+    def _fail(self, grid, request, preset, cell, message: str, loaded=None, where=None) -> None:
         cell.status, cell.error, cell.finish_reason, cell.text = "error", message, "error", ""
         row = next(r for r in request.rows if r.index == cell.row)
         system = row.system if row.system is not None else preset.system_prompt
         params = self.cell_params(preset, request, cell.sample)
-        self._save(grid, request, preset, loaded, cell, params, system, utcnow())
+        self._save(grid, request, preset, loaded, cell, params, system, utcnow(), where=where)
 
     # ------------------------------------------------------------------ rating
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import yaml
 from playground.engine import embedded
 from playground.engine.params import parse_params
 from playground.engine.presets import NAME_RE, Preset, PresetRegistry, load_preset_file
-from playground.engine.templates import Message
+from playground.engine.templates import Message, chat_messages
 from playground.errors import PlaygroundError
 
 
@@ -31,8 +32,12 @@ class PresetService:
     ) -> dict[str, Any]:
         """The exact string the model receives, and its token count when the tokenizer is at hand."""
         preset = self.registry.get(name)
-        tokenizer, note = self._tokenizer(preset)
         system = preset.system_prompt if system_prompt is None else system_prompt
+        if preset.template.kind == "server":
+            payload = json.dumps(chat_messages(messages, system), ensure_ascii=False, indent=1)
+            note = f"rendered by the server at {preset.model.base_url}: these are the messages sent"
+            return {"preset": name, "prompt": payload, "tokens": None, "note": note}
+        tokenizer, note = self._tokenizer(preset)
         prompt = preset.template.render(messages, system, tokenizer=tokenizer)
         tokens = len(tokenizer(prompt)["input_ids"]) if tokenizer is not None else None
         return {"preset": name, "prompt": prompt, "tokens": tokens, "note": note}
@@ -82,6 +87,8 @@ class PresetService:
 
     def _tokenizer(self, preset: Preset) -> tuple[Any, str]:
         spec = preset.model
+        if spec.remote:
+            return None, f"served by {spec.base_url}: token count unavailable here"
         key = (spec.id, spec.revision)
         with self._lock:
             if key in self._tokenizers:
