@@ -30,7 +30,7 @@ from playground.engine.generation import stream  # noqa: E402
 from playground.engine.loader import LoadRequest  # noqa: E402
 from playground.engine.params import GenerationParams  # noqa: E402
 from playground.services.container import build_services  # noqa: E402
-from playground.services.notebook import NotebookRequest  # noqa: E402
+from playground.services.notebook_grid import NotebookRequest  # noqa: E402
 from playground.services.promptset import build_rows  # noqa: E402
 from playground.settings import Settings  # noqa: E402
 

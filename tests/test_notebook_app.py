@@ -12,8 +12,9 @@ import pytest
 from gradio_client import Client
 
 from playground.services.leaderboard import LeaderboardFilters
-from playground.services.notebook import NotebookRequest, NotebookService
+from playground.services.notebook import NotebookService
 from playground.services.notebook_export import cell_records
+from playground.services.notebook_grid import NotebookRequest
 from playground.services.promptset import build_rows
 from playground.store.models import NotebookCell, Turn
 

@@ -23,7 +23,7 @@ from playground.engine.presets import load_preset_file
 from playground.engine.templates import Message
 from playground.errors import PlaygroundError
 from playground.services.chat import AnswerRequest
-from playground.services.notebook import NotebookRequest
+from playground.services.notebook_grid import NotebookRequest
 from playground.services.promptset import build_rows
 from tests.conftest import free_port
 

@@ -17,7 +17,8 @@ from playground.engine.params import GenerationParams
 from playground.engine.templates import Message
 from playground.engine.zerogpu import GPURequest, ZeroGPUBackend, gpu_duration
 from playground.services.chat import AnswerRequest, ChatService
-from playground.services.notebook import NotebookRequest, NotebookService
+from playground.services.notebook import NotebookService
+from playground.services.notebook_grid import NotebookRequest
 from playground.services.promptset import build_rows
 
 _END = "__end__"

@@ -9,15 +9,12 @@ hash, parameters with seed, batch shape) match a complete earlier answer is serv
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import closing
-from dataclasses import dataclass, field
-from typing import Any
 
 from playground.engine.batching import BatchShape, choose_batch_rows
 from playground.engine.cache import ModelCache
@@ -28,111 +25,21 @@ from playground.engine.templates import chat_messages
 from playground.errors import PlaygroundError
 from playground.services.chat import AnswerUpdate, ChatService, turn_record
 from playground.services.feedback import FeedbackService
-from playground.services.promptset import PromptRow
+from playground.services.notebook_grid import (
+    MAX_CELLS,
+    MAX_MODELS,
+    MAX_SAMPLES,
+    Cell,
+    GridUpdate,
+    NotebookRequest,
+    cache_key,
+)
 from playground.store.db import Store
 from playground.store.models import NotebookCell, utcnow
 
-MAX_MODELS, MAX_SAMPLES, MAX_CELLS = 8, 8, 4000
 CONTEXT_FOR_SIZING = 4096  # tokens a row may grow to when the batch size is chosen from memory
 UPDATE_EVERY_S = 0.3
 REMOTE_CONCURRENCY = 8  # requests in flight to one server for a grid
-
-
-@dataclass
-class NotebookRequest:
-    presets: list[str]
-    rows: list[PromptRow]
-    params: dict[str, dict[str, Any]] = field(default_factory=dict)  # overrides per preset name
-    samples: int = 1
-    seed: int = 0  # sample k of a cell uses seed + k (a preset override's seed wins over this)
-
-
-@dataclass
-class Cell:
-    row: int
-    model: int
-    sample: int
-    preset: str
-    status: str = "pending"  # pending | running | done | cached | error | stopped | not run
-    text: str = ""
-    finish_reason: str | None = None
-    error: str | None = None
-    turn_id: int | None = None
-    stats: dict = field(default_factory=dict)
-    seed: int | None = None
-    prompt: str = ""  # the exact string the model received
-
-    @property
-    def finished(self) -> bool:
-        return self.status in ("done", "cached", "error", "stopped", "not run")
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "row": self.row,
-            "model": self.model,
-            "sample": self.sample,
-            "preset": self.preset,
-            "status": self.status,
-            "text": self.text,
-            "finish_reason": self.finish_reason,
-            "error": self.error,
-            "turn_id": self.turn_id,
-            "stats": self.stats,
-            "seed": self.seed,
-        }
-
-
-@dataclass
-class GridUpdate:
-    conversation_id: str
-    presets: list[str]
-    rows: list[PromptRow]
-    samples: int
-    cells: list[Cell]
-    to_run: int  # cells that needed generating (not served from earlier runs)
-    ran: int  # of those, how many are finished
-    elapsed_s: float
-    finished: bool = False
-
-    @property
-    def done(self) -> int:
-        return sum(c.finished for c in self.cells)
-
-    @property
-    def eta_s(self) -> float | None:
-        if self.finished or not self.ran:
-            return None
-        return self.elapsed_s / self.ran * (self.to_run - self.ran)
-
-    def cell(self, row: int, model: int, sample: int = 0) -> Cell:
-        return self.cells[(row * len(self.presets) + model) * self.samples + sample]
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "conversation_id": self.conversation_id,
-            "presets": self.presets,
-            "samples": self.samples,
-            "done": self.done,
-            "total": len(self.cells),
-            "eta_s": self.eta_s,
-            "elapsed_s": self.elapsed_s,
-            "finished": self.finished,
-            "rows": [r.as_json() for r in self.rows],
-            "cells": [c.as_json() for c in self.cells],
-        }
-
-
-def cache_key(
-    preset: Preset, row: PromptRow, system: str, params: GenerationParams, shape: BatchShape
-) -> str:
-    payload = {
-        "messages": [m.model_dump() for m in row.messages()],
-        "system": system,
-        "preset_hash": preset.file_hash,
-        "params": params.model_dump(),
-        "shape": [shape.rows, shape.bucket] if shape else None,  # None: a served (remote) model
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
 class NotebookService:

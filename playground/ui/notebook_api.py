@@ -14,8 +14,8 @@ import gradio as gr
 
 from playground.errors import PlaygroundError
 from playground.services.container import Services
-from playground.services.notebook import NotebookRequest
 from playground.services.notebook_export import write_export
+from playground.services.notebook_grid import NotebookRequest
 from playground.services.promptset import DEFAULT_TEMPLATE, build_rows
 from playground.ui.api import parse_json
 from playground.ui.common import session_id, session_key, user_errors

@@ -11,8 +11,8 @@ import gradio as gr
 from playground.errors import PlaygroundError
 from playground.services.container import Services
 from playground.services.feedback import reasons_for
-from playground.services.notebook import MAX_SAMPLES, NotebookRequest
 from playground.services.notebook_export import write_export
+from playground.services.notebook_grid import MAX_SAMPLES, NotebookRequest
 from playground.services.promptset import (
     DEFAULT_TEMPLATE,
     PASTE_FORMATS,

@@ -7,7 +7,7 @@ import html
 
 import pandas as pd
 
-from playground.services.notebook import Cell, GridUpdate
+from playground.services.notebook_grid import Cell, GridUpdate
 from playground.services.promptset import PromptRow
 
 MAX_SHOWN_CHARS = 1200
