@@ -140,3 +140,40 @@ def test_seed_presets_side_by_side_through_the_app(hub, live_app):
     for column in final["columns"]:
         assert column["error"] is None, column
         assert column["done"] and column["stats"]["completion_tokens"] > 0
+
+
+@pytest.mark.parametrize(
+    "name, quantization",
+    [
+        ("llama-65b-instruct", None),  # bitsandbytes 8-bit
+        ("decilm-7b-instruct", "4bit-nf4"),  # bitsandbytes 4-bit NF4 on a native architecture
+        ("tulu-7b-gptq", None),  # GPTQ through gptqmodel
+        ("falcon-7b-chat-oasst1", None),  # a PEFT LoRA adapter on a 4-bit base
+    ],
+)
+def test_quantised_and_adapter_models_batch_and_a_row_is_the_same_alone(hub, services, name, quantization):
+    from playground.engine.batching import BatchShape, generate_ids
+    from playground.engine.generation import eos_ids, pad_token_id
+    from playground.engine.params import GenerationParams
+
+    loaded = load(services, name, quantization=quantization)
+    preset = services.registry.get(name)
+    prompts = [
+        preset.template.render([Message(role="user", content=q)], preset.system_prompt)
+        for q in ("Hello there", "What is the weather like on a long summer day?", "Hi")
+    ]
+    rows = [loaded.tokenizer(p)["input_ids"] for p in prompts]
+    eos = eos_ids(loaded.model, loaded.tokenizer)
+    shape = BatchShape(rows=3, bucket=16)
+    for params in (
+        GenerationParams(do_sample=False, max_new_tokens=6),
+        GenerationParams(temperature=0.9, max_new_tokens=6),
+    ):
+        batched = generate_ids(
+            loaded.model, rows, [1, 2, 3], params, shape, pad_token_id(loaded.tokenizer, eos), eos
+        )
+        alone = [
+            generate_ids(loaded.model, [r], [s], params, shape, pad_token_id(loaded.tokenizer, eos), eos)[0]
+            for r, s in zip(rows, [1, 2, 3], strict=True)
+        ]
+        assert batched == alone and all(batched)
