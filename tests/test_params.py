@@ -35,7 +35,27 @@ def test_context_limit_is_checked_with_numbers():
 
 
 def test_greedy_when_sampling_off_or_temperature_zero():
-    assert GenerationParams(do_sample=False).generate_kwargs()["do_sample"] is False
-    assert GenerationParams(temperature=0.0).generate_kwargs()["do_sample"] is False
-    kwargs = GenerationParams(temperature=0.7, top_k=40).generate_kwargs()
-    assert kwargs["do_sample"] is True and kwargs["top_k"] == 40
+    from playground.engine.sampling import RowRepetitionPenalty, RowSeededSampler, processors
+
+    def kinds(params):
+        return [type(p).__name__ for p in processors(params, [1], [0])]
+
+    assert kinds(GenerationParams(do_sample=False)) == [] and kinds(GenerationParams(temperature=0.0)) == []
+    assert kinds(GenerationParams(temperature=0.7, top_k=40)) == [
+        "TemperatureLogitsWarper",
+        "TopKLogitsWarper",
+        RowSeededSampler.__name__,
+    ]
+    assert kinds(GenerationParams(do_sample=False, repetition_penalty=1.2)) == [RowRepetitionPenalty.__name__]
+
+
+def test_the_repetition_penalty_ignores_left_padding():
+    import torch
+
+    from playground.engine.sampling import RowRepetitionPenalty
+
+    ids = torch.tensor([[0, 0, 5, 6], [7, 5, 6, 8]])  # row 0 is left-padded with token 0
+    scores = torch.ones(2, 10)
+    out = RowRepetitionPenalty(2.0, [2, 0])(ids, scores.clone())
+    assert out[0, 0] == 1.0 and out[0, 5] == 0.5 and out[0, 6] == 0.5  # the pad token is not penalised
+    assert out[1, 7] == 0.5 and out[1, 0] == 1.0

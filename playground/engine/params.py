@@ -20,17 +20,6 @@ class GenerationParams(BaseModel):
     do_sample: bool = True
     seed: int | None = Field(None, ge=0, le=2**32 - 1)
 
-    def generate_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``model.generate``; greedy when sampling is off or temperature is 0."""
-        kwargs: dict[str, Any] = {"max_new_tokens": self.max_new_tokens}
-        if self.repetition_penalty != 1.0:
-            kwargs["repetition_penalty"] = self.repetition_penalty
-        if self.do_sample and self.temperature > 0:
-            kwargs.update(do_sample=True, temperature=self.temperature, top_p=self.top_p, top_k=self.top_k)
-        else:
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        return kwargs
-
     def check_context(self, prompt_tokens: int, context_length: int | None) -> None:
         if context_length and prompt_tokens + self.max_new_tokens > context_length:
             raise PlaygroundError(
