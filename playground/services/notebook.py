@@ -148,40 +148,28 @@ class NotebookService:
         if preset.model.remote:
             yield from self._run_remote(grid, preset, request, cells, cancel)
             return
-        rows = {r.index: r for r in request.rows}
         load_request = LoadRequest.from_spec(preset.model)
         with self.cache.use(load_request, progress) as loaded:
             shape = self.shape_for(loaded)
-            todo, keys = [], {}
-            for cell in cells:
-                row = rows[cell.row]
-                params = self.cell_params(preset, request, cell.sample)
-                system = row.system if row.system is not None else preset.system_prompt
-                cell.seed = params.seed
-                try:
-                    cell.prompt = preset.template.render(row.messages(), system, tokenizer=loaded.tokenizer)
-                except PlaygroundError as exc:
-                    self._fail(grid, request, preset, cell, f"row {cell.row + 1}: {exc}", loaded)
-                    continue
-                key = cache_key(preset, row, system, params, shape)
-                earlier = self.store.cached_turn(key)
-                if earlier is not None:
-                    self._serve_cached(grid, cell, earlier, key, row, shape)
-                    continue
-                keys[id(cell)] = (key, params, system)
-                todo.append(cell)
-            yield
-            by_params: dict[str, list[Cell]] = {}
-            for cell in todo:  # samples differ only by seed; other overrides are per preset
-                params = keys[id(cell)][1]
-                by_params.setdefault(
-                    json.dumps(params.model_copy(update={"seed": 0}).model_dump()), []
-                ).append(cell)
-            for group in by_params.values():
-                yield from self._generate(grid, preset, request, loaded, shape, group, keys, cancel)
 
-    def _run_remote(self, grid, preset, request, cells, cancel) -> Iterator[None]:
-        """A served model: its cells go to the server as concurrent requests (the server batches them)."""
+            def render(row, system):
+                prompt = preset.template.render(row.messages(), system, tokenizer=loaded.tokenizer)
+                return prompt, prompt
+
+            todo = self._prepare(grid, preset, request, cells, shape, render, loaded)
+            yield
+            groups: dict[str, list[tuple]] = {}  # one batch run per params: samples differ only by seed
+            for item in todo:
+                groups.setdefault(json.dumps(item[2].model_copy(update={"seed": 0}).model_dump()), []).append(
+                    item
+                )
+            for group in groups.values():
+                yield from self._generate(grid, preset, request, loaded, shape, group, cancel)
+
+    def _prepare(self, grid, preset, request, cells, shape, render, loaded=None, where=None) -> list[tuple]:
+        """Each cell's params, seed and prompt (``render(row, system)`` gives what is sent and the prompt
+        text); a cell whose inputs match an earlier complete answer is served from it. Returns the
+        cells to generate as ``(cell, payload, params, system, cache key)``."""
         rows, todo = {r.index: r for r in request.rows}, []
         for cell in cells:
             row = rows[cell.row]
@@ -189,23 +177,32 @@ class NotebookService:
             system = row.system if row.system is not None else preset.system_prompt
             cell.seed = params.seed
             try:
-                if preset.template.kind == "server":
-                    payload = chat_messages(row.messages(), system)
-                    cell.prompt = json.dumps(payload, ensure_ascii=False)
-                else:
-                    payload = cell.prompt = preset.template.render(row.messages(), system)
+                payload, cell.prompt = render(row, system)
             except PlaygroundError as exc:
-                self._fail(grid, request, preset, cell, f"row {cell.row + 1}: {exc}")
+                self._fail(grid, request, preset, cell, f"row {cell.row + 1}: {exc}", loaded, where)
                 continue
-            key = cache_key(preset, row, system, params, None)
+            key = cache_key(preset, row, system, params, shape)
             earlier = self.store.cached_turn(key)
             if earlier is not None:
-                self._serve_cached(grid, cell, earlier, key, row, None)
+                self._serve_cached(grid, cell, earlier, key, row, shape)
                 continue
             todo.append((cell, payload, params, system, key))
-        yield
+        return todo
+
+    def _run_remote(self, grid, preset, request, cells, cancel) -> Iterator[None]:
+        """A served model: its cells go to the server as concurrent requests (the server batches them)."""
         spec, remote = preset.model, self.chat.remote
         where = {"revision": f"{spec.served_model}@{spec.base_url}", "device": remote.label(spec)}
+
+        def render(row, system):
+            if preset.template.kind == "server":
+                messages = chat_messages(row.messages(), system)
+                return messages, json.dumps(messages, ensure_ascii=False)
+            prompt = preset.template.render(row.messages(), system)
+            return prompt, prompt
+
+        todo = self._prepare(grid, preset, request, cells, None, render, where=where)
+        yield
 
         def answer(payload, params):
             for event in remote.stream(spec, payload, params, preset.stop, cancel):
@@ -236,23 +233,24 @@ class NotebookService:
                 self._save(grid, request, preset, None, cell, params, system, started, key, None, where)
                 yield
 
-    def _generate(self, grid, preset, request, loaded, shape, group, keys, cancel) -> Iterator[None]:
-        params = keys[id(group[0])][1]
+    def _generate(self, grid, preset, request, loaded, shape, group, cancel) -> Iterator[None]:
+        """One batch run of cells that share their params: ``(cell, prompt, params, system, key)``."""
+        params = group[0][2]
         context = preset.model.context_length or loaded.context_length
         runnable = []
-        for cell in group:
+        for item in group:
             try:
-                params.check_context(len(loaded.tokenizer(cell.prompt)["input_ids"]), context)
-                runnable.append(cell)
+                params.check_context(len(loaded.tokenizer(item[1])["input_ids"]), context)
+                runnable.append(item)
             except PlaygroundError as exc:
-                self._fail(grid, request, preset, cell, f"row {cell.row + 1}: {exc}", loaded)
+                self._fail(grid, request, preset, item[0], f"row {item[0].row + 1}: {exc}", loaded)
         if not runnable:
             return
         started, last = utcnow(), 0.0
         events = self.chat.backend.stream_batch(
             loaded,
-            [c.prompt for c in runnable],
-            [keys[id(c)][1].seed for c in runnable],
+            [prompt for _cell, prompt, *_ in runnable],
+            [cell_params.seed for _cell, _prompt, cell_params, *_ in runnable],
             params,
             shape,
             stop=preset.stop,
@@ -263,21 +261,19 @@ class NotebookService:
             for step in events:
                 finished = False
                 for event in step:
-                    cell = runnable[event.row]
+                    cell, _prompt, cell_params, system, key = runnable[event.row]
                     cell.status, cell.text, cell.stats = "running", event.text, event.stats.as_dict()
                     if event.done:
                         cell.finish_reason = event.finish_reason
                         cell.status = "stopped" if event.finish_reason == "stopped" else "done"
-                        self._store(grid, request, preset, loaded, cell, keys[id(cell)], shape, started)
+                        self._save(
+                            grid, request, preset, loaded, cell, cell_params, system, started, key, shape
+                        )
                         finished = True
                 now = time.perf_counter()
                 if finished or now - last >= UPDATE_EVERY_S:
                     last = now
                     yield
-
-    def _store(self, grid, request, preset, loaded, cell, key_params_system, shape, started) -> None:
-        key, params, system = key_params_system
-        self._save(grid, request, preset, loaded, cell, params, system, started, key, shape)
 
     def _save(
         self, grid, request, preset, loaded, cell, params, system, started, key="", shape=None, where=None
