@@ -41,6 +41,7 @@ bench: install
 	$(PY) bench/native_archs.py
 	$(PY) bench/leaderboard.py
 	$(PY) bench/notebook_grid.py
+	$(PY) bench/concurrency.py
 
 # The Hugging Face Space folder (build/space), ready to push: make space SPACE=user/name
 space:
