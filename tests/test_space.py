@@ -189,3 +189,46 @@ def test_the_backend_is_chosen_by_setting(monkeypatch):
     assert Settings.from_args([]).backend == "zerogpu"
     monkeypatch.delenv("PLAYGROUND_BACKEND")
     assert Settings.from_args([]).backend == "local" and PRESETS.is_dir()
+
+
+def test_start_up_preloads_and_marks_what_cannot_run(tmp_path, model_cache_dir):
+    """PLAYGROUND_PRELOAD loads at start-up; a preset that fails is shown unavailable and refused at once."""
+    from playground.engine.loader import LoadRequest
+    from playground.engine.templates import Message
+    from playground.services.chat import AnswerRequest
+    from playground.services.container import build_services
+    from playground.ui.common import preset_choices
+
+    settings = Settings(
+        db=str(tmp_path / "db.sqlite"),
+        user_presets_dir=tmp_path / "user",
+        cache_dir=model_cache_dir,
+        preload=["smollm2-135m-instruct", "llama-65b-instruct"],
+    )
+    services = build_services(settings)
+    smol = services.registry.get("smollm2-135m-instruct")
+    assert LoadRequest.from_spec(smol.model) in services.cache.loaded()
+    reason = services.registry.unavailable["llama-65b-instruct"]
+    assert "upstage/llama-65b-instruct" in reason and "local Hugging Face cache" in reason
+    labels = dict((name, label) for label, name in preset_choices(services.registry))
+    assert (
+        labels["llama-65b-instruct"].endswith("⛔ unavailable")
+        and "⛔" not in labels["smollm2-135m-instruct"]
+    )
+    request = AnswerRequest("llama-65b-instruct", [Message(role="user", content="Hi")])
+    final = list(services.chat.answer(request, services.compare.start(["llama-65b-instruct"])))[-1]
+    assert final.error.endswith(f"is unavailable here: {reason}") and final.finish_reason == "error"
+    assert "llama-65b-instruct" not in services.arena.pool()
+
+
+def test_presets_too_big_for_a_zerogpu_slot_are_unavailable(hub):
+    from playground.engine.device import DeviceInfo
+    from playground.engine.presets import PresetRegistry
+    from playground.services.container import check_zerogpu_fit
+
+    registry = PresetRegistry.from_folders(PRESETS)
+    check_zerogpu_fit(registry, DeviceInfo.for_zerogpu(), slot_bytes=1024)  # a slot of 1 KiB: nothing fits
+    reason = registry.unavailable["decilm-7b-instruct"]
+    assert "of GPU memory and a ZeroGPU slot has 0.0 GB" in reason
+    check_zerogpu_fit(fresh := PresetRegistry.from_folders(PRESETS), DeviceInfo.for_zerogpu())
+    assert "decilm-7b-instruct" not in fresh.unavailable  # the tiny seeded checkpoints fit a real slot

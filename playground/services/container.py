@@ -43,7 +43,7 @@ class Services:
     notebook: NotebookService
 
 
-def check_zerogpu_fit(registry: PresetRegistry, device: DeviceInfo) -> None:
+def check_zerogpu_fit(registry: PresetRegistry, device: DeviceInfo, slot_bytes: int = SLOT_BYTES) -> None:
     """Mark presets that cannot run on ZeroGPU as unavailable, with the reason."""
     for preset in registry:
         if preset.model.loader == "gptq" and importlib.util.find_spec("gptqmodel") is None:
@@ -53,11 +53,11 @@ def check_zerogpu_fit(registry: PresetRegistry, device: DeviceInfo) -> None:
             )
             continue
         needed = estimate_bytes(LoadRequest.from_spec(preset.model), device)
-        if needed > SLOT_BYTES * 0.9:
+        if needed > slot_bytes * 0.9:
             registry.mark_unavailable(
                 preset.name,
-                f"its weights need about {needed / GB:.0f} GB of GPU memory and a ZeroGPU slot has "
-                f"{SLOT_BYTES / GB:.0f} GB; pick a quantised variant or run it on a bigger GPU",
+                f"its weights need about {needed / GB:.1f} GB of GPU memory and a ZeroGPU slot has "
+                f"{slot_bytes / GB:.1f} GB; pick a quantised variant or run it on a bigger GPU",
             )
 
 
@@ -85,15 +85,15 @@ def build_services(settings: Settings) -> Services:
         store = Store(settings.db)
     except Exception as exc:  # noqa: BLE001 - a bad --db is a start-up error with its cause
         raise PlaygroundError(f"cannot open the database {settings.db!r}: {exc}") from None
+    if zerogpu:
+        check_zerogpu_fit(registry, device)
+    preload(registry, cache, settings.preload)
     if settings.sync_repo:
         from playground.store.hub_sync import start_sync
 
-        start_sync(
-            store,
-            settings.sync_repo,
-            Path(store.url.removeprefix("sqlite:///")).parent,
-            settings.sync_every_min,
-        )
+        sqlite = store.url.startswith("sqlite")
+        data_dir = Path(store.url.removeprefix("sqlite:///")).parent if sqlite else settings.cache_dir
+        start_sync(store, settings.sync_repo, data_dir, settings.sync_every_min)
     backend = ZeroGPUBackend(cache) if zerogpu else LocalBackend()
     chat = ChatService(registry, cache, store, backend)
     compare = CompareService(chat, store)
