@@ -25,7 +25,7 @@ import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
-from playground.engine.generation import GenerationStats, _explain, eos_ids, pad_token_id
+from playground.engine.generation import GenerationStats, eos_ids, explain_failure, pad_token_id
 from playground.engine.params import GenerationParams
 from playground.engine.sampling import processors
 from playground.engine.textstream import IncrementalDecoder, StopStringFilter
@@ -183,7 +183,8 @@ def stream_batch(
             params.check_context(len(ids), context_length)
         except PlaygroundError as exc:
             raise PlaygroundError(f"row {i + 1}: {exc}") from None
-    eos, pad = eos_ids(model, tokenizer), pad_token_id(tokenizer, eos_ids(model, tokenizer))
+    eos = eos_ids(model, tokenizer)
+    pad = pad_token_id(tokenizer, eos)
     for batch in shape.plan([len(ids) for ids in encoded]):
         if cancel.is_set():
             return
@@ -233,7 +234,7 @@ def _run_one(model, tokenizer, batch, encoded, seeds, params, shape, stop, eos, 
         while True:
             item = events.get()
             if item is _END:
-                raise _explain(failure[0])
+                raise explain_failure(failure[0])
             if isinstance(item, tuple):
                 yield _finish(batch, item[1], decoders, filters, texts, stats, eos, params, cancel)
                 return

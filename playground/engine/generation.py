@@ -43,6 +43,11 @@ class GenerationStats:
     def tokens_per_s(self) -> float:
         return self.completion_tokens / self.total_s if self.total_s > 0 else 0.0
 
+    @classmethod
+    def from_dict(cls, data: dict) -> GenerationStats:
+        """The inverse of ``as_dict`` (``tokens_per_s`` is derived, not stored)."""
+        return cls(**{k: v for k, v in data.items() if k != "tokens_per_s"})
+
     def as_dict(self) -> dict:
         return {
             "prompt_tokens": self.prompt_tokens,
@@ -167,7 +172,7 @@ def stream(
                 yield StreamEvent(delta=delta, text=text, stats=stats, seed=seed)
         worker.join()
         if failure:
-            raise _explain(failure[0])
+            raise explain_failure(failure[0])
         tail = stops.push(decoder.flush()) + stops.flush()
         text += tail
         stats.total_s = time.perf_counter() - started
@@ -184,7 +189,7 @@ def stream(
         finished.set()
 
 
-def _explain(exc: BaseException) -> PlaygroundError:
+def explain_failure(exc: BaseException) -> PlaygroundError:
     if isinstance(exc, PlaygroundError):
         return exc
     if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower():

@@ -97,6 +97,10 @@ class RemoteBackend:
     def label(self, spec: ModelSpec) -> str:
         return f"remote:{spec.base_url}"
 
+    def where(self, spec: ModelSpec) -> dict[str, str]:
+        """What a stored turn records as the served model's revision and device."""
+        return {"revision": f"{spec.served_model}@{spec.base_url}", "device": self.label(spec)}
+
     def client(self, spec: ModelSpec):
         import httpx
         import openai

@@ -202,7 +202,7 @@ class ZeroGPUBackend:
         try:
             for item in items:
                 text += item["delta"]
-                stats = GenerationStats(**{k: v for k, v in item["stats"].items() if k != "tokens_per_s"})
+                stats = GenerationStats.from_dict(item["stats"])
                 seed = item["seed"]
                 if item["done"]:
                     self.speeds.note(loaded.request, item["stats"])
@@ -245,7 +245,7 @@ class ZeroGPUBackend:
                 for row in item["rows"]:
                     index = row["row"]
                     texts[index] = texts.get(index, "") + row["delta"]
-                    stats = GenerationStats(**{k: v for k, v in row["stats"].items() if k != "tokens_per_s"})
+                    stats = GenerationStats.from_dict(row["stats"])
                     running[index] = stats
                     if row["done"]:
                         del running[index]

@@ -175,9 +175,8 @@ class ChatService:
                 seed=context["seed"],
                 update=update,
                 started=started,
-                revision=f"{remote.served_model}@{remote.base_url}" if remote else request.revision,
                 quantization=request.quantization,
-                device=self.remote.label(remote) if remote else None,
+                **(self.remote.where(remote) if remote else {"revision": request.revision}),
             )
         )
 

@@ -192,7 +192,7 @@ class NotebookService:
     def _run_remote(self, grid, preset, request, cells, cancel) -> Iterator[None]:
         """A served model: its cells go to the server as concurrent requests (the server batches them)."""
         spec, remote = preset.model, self.chat.remote
-        where = {"revision": f"{spec.served_model}@{spec.base_url}", "device": remote.label(spec)}
+        where = remote.where(spec)
 
         def render(row, system):
             if preset.template.kind == "server":

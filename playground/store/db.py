@@ -255,16 +255,18 @@ class Store:
                     "models": conversation.models,
                     "created_at": conversation.created_at.isoformat(),
                     "turns": [
-                        _row(t) | {"ratings": [_row(r) for r in t.ratings]} for t in conversation.turns
+                        row_dict(t) | {"ratings": [row_dict(r) for r in t.ratings]}
+                        for t in conversation.turns
                     ],
-                    "votes": [_row(v) for v in votes],
+                    "votes": [row_dict(v) for v in votes],
                 }
                 out.write(json.dumps(item, default=str) + "\n")
                 n += 1
         return n
 
 
-def _row(obj) -> dict[str, Any]:
+def row_dict(obj) -> dict[str, Any]:
+    """A stored row's columns by name."""
     return {c.key: getattr(obj, c.key) for c in obj.__table__.columns}
 
 

@@ -25,7 +25,7 @@ from typing import Any
 from huggingface_hub import CommitScheduler, HfApi
 from sqlalchemy import DateTime, select
 
-from playground.store.db import Store
+from playground.store.db import Store, row_dict
 from playground.store.models import Conversation, Rating, Score, Turn, Vote
 
 TABLES = {"conversation": Conversation, "turn": Turn, "rating": Rating, "score": Score, "vote": Vote}
@@ -66,11 +66,8 @@ def hub_api(repo: str) -> tuple[HfApi, str]:
 
 
 def _row(obj) -> dict[str, Any]:
-    out = {}
-    for column in obj.__table__.columns:
-        value = getattr(obj, column.key)
-        out[column.key] = value.isoformat() if isinstance(value, datetime) else value
-    return out
+    """A row as JSON-ready values (datetimes as ISO text)."""
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row_dict(obj).items()}
 
 
 class DatasetSync:
