@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from playground.services.limits import Limits
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_COLUMNS = ["smollm2-135m-instruct", "smollm2-135m-instruct-greedy"]
 
@@ -42,6 +44,7 @@ class Settings:
     sync_repo: str | None = None  # dataset repo (user/name or file:///folder/user/name) for rated data
     sync_every_min: float = 5.0
     preload: list[str] = field(default_factory=list)  # presets loaded at start-up (a Space loads them here)
+    limits: Limits = field(default_factory=Limits)  # abuse limits for public and shared use
 
     @classmethod
     def from_args(cls, argv: list[str] | None = None) -> Settings:
@@ -107,6 +110,18 @@ class Settings:
             default=",".join(_env_list("PLAYGROUND_PRELOAD") or []),
             help="comma-separated presets to load at start-up (on ZeroGPU: moved to the GPU the way it expects)",
         )
+        limit = Limits()
+        for flag, name, help_text in (
+            ("--max-input-chars", "max_input_chars", "longest message (characters) a visitor may send"),
+            ("--max-turns", "max_turns", "most rounds in one conversation"),
+            ("--max-session-generations", "session_generations", "concurrent generations per visitor"),
+            ("--max-generations", "total_generations", "concurrent generations overall (the rest queue)"),
+            ("--votes-per-hour", "votes_per_hour", "votes per visitor per hour"),
+        ):
+            env_name = "PLAYGROUND_" + flag.removeprefix("--").replace("-", "_").upper()
+            parser.add_argument(
+                flag, type=int, dest=name, default=int(env(env_name, getattr(limit, name))), help=help_text
+            )
         args = parser.parse_args(argv)
         if args.notebook_batch_rows < 1:
             parser.error("--notebook-batch-rows must be at least 1")
@@ -141,4 +156,11 @@ class Settings:
             sync_repo=args.sync_repo,
             sync_every_min=args.sync_every_min,
             preload=[p.strip() for p in args.preload.split(",") if p.strip()],
+            limits=Limits(
+                max_input_chars=args.max_input_chars,
+                max_turns=args.max_turns,
+                session_generations=args.session_generations,
+                total_generations=args.total_generations,
+                votes_per_hour=args.votes_per_hour,
+            ),
         )

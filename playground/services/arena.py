@@ -1,7 +1,8 @@
 """Arena: anonymous A/B battles between two presets drawn at random. No Gradio here.
 
-Secrecy: which presets fight lives only in this service, keyed by an unguessable battle id bound
-to the session that started it. Until the vote, nothing returned from here names them: answers
+Secrecy: which presets fight lives only in this service and in the database's ``battles`` table
+(stored when the battle starts and after each finished round, so a vote after a restart still
+works), keyed by an unguessable battle id bound to the session that started it. Until the vote, nothing returned from here names them: answers
 are "Model A" / "Model B", loading status is not passed on, and error messages have the presets'
 names, model ids and identity terms blanked out. ``vote`` records the vote once and reveals them.
 """
@@ -170,6 +171,7 @@ class ArenaService:
         if not session:
             raise PlaygroundError("the arena needs a session (a browser tab or a gradio_client Client)")
         battle = _Battle(id=secrets.token_urlsafe(18), session=session, presets=self.draw())
+        self._save(battle, session_id=session, presets=list(battle.presets))
         with self._lock:
             self._battles[battle.id] = battle
             while len(self._battles) > self._max:
@@ -213,6 +215,7 @@ class ArenaService:
                 )
             if battle.conversation_id is None:
                 battle.conversation_id = self.compare.start(list(battle.presets), "arena", battle.session)
+                self._save(battle, conversation_id=battle.conversation_id)
             battle.cancel = cancel or threading.Event()
             round_index = battle.rounds
             requests = [
@@ -268,6 +271,7 @@ class ArenaService:
                 anonymous=True,
                 identity_leaked=battle.leaked,
             )
+            self._save(battle, vote_id=battle.vote_id)
         models = [self.registry.get(n) for n in battle.presets]
         return Reveal(
             vote_id=battle.vote_id,
@@ -282,15 +286,59 @@ class ArenaService:
         """Stored answer ids of one side, one per finished round (for per-answer ratings)."""
         with self._lock:
             battle = self._battles.get(battle_id or "")
+        if battle is None and battle_id:
+            battle = self._load(battle_id)
         return list(battle.turn_ids[side]) if battle else []
 
     # ------------------------------------------------------------------ internals
+
+    def owns(self, battle_id: str | None, session: str | None) -> bool:
+        """Whether ``battle_id`` is one of ``session``'s battles (in memory or stored)."""
+        try:
+            self._get(battle_id, session)
+        except PlaygroundError:
+            return False
+        return True
+
+    def _save(self, battle: _Battle, **fields) -> None:
+        self.store.save_battle(battle.id, **fields)
+
+    def _load(self, battle_id: str) -> _Battle | None:
+        """A stored battle (after a restart, or evicted from memory), its rounds rebuilt from its turns."""
+        row = self.store.battle(battle_id)
+        if row is None or len(row.presets) != 2:
+            return None
+        battle = _Battle(
+            id=row.id,
+            session=row.session_id,
+            presets=(row.presets[0], row.presets[1]),
+            conversation_id=row.conversation_id,
+            rounds=row.rounds,
+            leaked=row.leaked,
+            vote_id=row.vote_id,
+        )
+        turns = self.store.turns_by_id([t for side in row.turn_ids for t in side])
+        for side, ids in enumerate(row.turn_ids):
+            for turn_id in ids:
+                turn = turns[turn_id]
+                asked = next(m["content"] for m in reversed(turn.messages) if m["role"] == "user")
+                battle.histories[side] += [
+                    {"role": "user", "content": asked},
+                    {"role": "assistant", "content": turn.output.strip()},
+                ]
+                battle.turn_ids[side].append(turn_id)
+        return battle
 
     def _get(self, battle_id: str | None, session: str | None) -> _Battle:
         with self._lock:
             battle = self._battles.get(battle_id or "")
             if battle is not None:
                 self._battles.move_to_end(battle.id)
+        if battle is None and battle_id and session:
+            battle = self._load(battle_id)
+            if battle is not None and battle.session == session:
+                with self._lock:
+                    battle = self._battles.setdefault(battle.id, battle)
         if battle is None or not session or battle.session != session:
             raise PlaygroundError(
                 f"battle {battle_id!r} is not one of this session's battles; start one with New battle (/arena_new)"
@@ -312,6 +360,8 @@ class ArenaService:
                     battle.turn_ids[i].append(update.turn_id)
                 battle.rounds += 1
             battle.cancel = None
+            rounds, turn_ids, leaked = battle.rounds, [list(t) for t in battle.turn_ids], battle.leaked
+        self._save(battle, rounds=rounds, turn_ids=turn_ids, leaked=leaked)
         return complete
 
     def _view(self, battle: _Battle, pending: list[str], snapshot: list[AnswerUpdate] | None) -> ArenaView:

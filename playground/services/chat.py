@@ -6,6 +6,7 @@ so they are rendered, streamed and stored the same way.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from playground.engine.presets import Preset, PresetRegistry
 from playground.engine.remote import RemoteBackend
 from playground.engine.templates import Message, chat_messages, parse_messages
 from playground.errors import PlaygroundError
+from playground.services.limits import Limits, check_text, check_turn
 from playground.store.db import Store, TurnRecord
 from playground.store.models import utcnow
 
@@ -59,15 +61,32 @@ class AnswerUpdate:
 
 
 class ChatService:
-    def __init__(self, registry: PresetRegistry, cache: ModelCache, store: Store, backend=None):
+    def __init__(
+        self,
+        registry: PresetRegistry,
+        cache: ModelCache,
+        store: Store,
+        backend=None,
+        limits: Limits | None = None,
+    ):
         self.registry = registry
         self.cache = cache
         self.store = store
+        self.limits = limits or Limits()
         self.backend = backend or LocalBackend()  # engine/backends.py: local or ZeroGPU
         self.remote = RemoteBackend()  # presets whose model is served by an OpenAI-compatible server
 
     def preset(self, name: str) -> Preset:
         return self.registry.get(name)
+
+    def check(self, request: AnswerRequest) -> None:
+        """Refuse, before anything is generated or stored, a request over the size limits."""
+        self.preset(request.preset)
+        check_text(request.system_prompt, "the system prompt", self.limits)
+        for message in request.messages:
+            check_text(message.content, f"the {message.role} message", self.limits)
+        rounds = sum(1 for m in request.messages if m.role == "user")
+        check_turn(request.turn_index if request.turn_index is not None else rounds - 1, self.limits)
 
     def params_for(self, preset: Preset, overrides: dict[str, Any] | None) -> GenerationParams:
         return parse_params(overrides, base=preset.params)
@@ -113,10 +132,15 @@ class ChatService:
             update.error, update.finish_reason = str(exc), "error"
         except GeneratorExit:
             update.finish_reason = "stopped"
-            self._record(request, conversation_id, column, update, context, started)
+            with contextlib.suppress(PlaygroundError):  # nobody is listening any more to be told
+                self._record(request, conversation_id, column, update, context, started)
             raise
         update.done = True
-        update.turn_id = self._record(request, conversation_id, column, update, context, started)
+        try:
+            update.turn_id = self._record(request, conversation_id, column, update, context, started)
+        except PlaygroundError as exc:  # the database refused it: say so, keep the text on screen
+            update.error = f"this answer was not saved: {exc}"
+            update.finish_reason = update.finish_reason or "error"
         yield update
 
     def _local(self, preset, request, params, update, context, cancel, progress) -> Iterator[AnswerUpdate]:

@@ -39,6 +39,8 @@ class CompareService:
         progress: Progress | None = None,
     ) -> Iterator[list[AnswerUpdate]]:
         """Yield a snapshot of every column whenever any of them has new text."""
+        for request in requests:
+            self.chat.check(request)  # over a limit: refused before any column starts
         cancel = cancel or threading.Event()
         updates: queue.Queue = queue.Queue()
         state = [AnswerUpdate(status="waiting…") for _ in requests]
@@ -74,10 +76,15 @@ class CompareService:
             for thread in threads:
                 thread.join(timeout=30)
 
-    def vote(self, conversation_id: str, turn_index: int, outcome: str) -> int:
+    def vote(self, conversation_id: str, turn_index: int, outcome: str, session: str | None = None) -> int:
+        """Vote on a round; with ``session``, only on that session's own conversation."""
         conversation = self.store.conversation(conversation_id)
         if conversation is None or conversation.mode != "compare":
             raise PlaygroundError(f"there is no side-by-side conversation {conversation_id!r} to vote on")
+        if session is not None and conversation.session_id not in (None, session):
+            raise PlaygroundError(
+                f"conversation {conversation_id!r} belongs to another session; you can only vote on your own rounds"
+            )
         turns = [t for t in self.store.turns(conversation_id) if t.turn_index == turn_index]
         columns = sorted({t.column for t in turns})
         if len(columns) < 2:

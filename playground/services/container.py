@@ -20,6 +20,7 @@ from playground.services.chat import ChatService
 from playground.services.compare import CompareService
 from playground.services.feedback import FeedbackService
 from playground.services.leaderboard import LeaderboardService
+from playground.services.limits import Gate
 from playground.services.notebook import NotebookService
 from playground.services.presets import PresetService
 from playground.services.runs import RunRegistry
@@ -41,6 +42,7 @@ class Services:
     arena: ArenaService
     leaderboard: LeaderboardService
     notebook: NotebookService
+    gate: Gate  # per-visitor limits on concurrent generations and votes
 
 
 def check_zerogpu_fit(registry: PresetRegistry, device: DeviceInfo, slot_bytes: int = SLOT_BYTES) -> None:
@@ -95,7 +97,7 @@ def build_services(settings: Settings) -> Services:
         data_dir = Path(store.url.removeprefix("sqlite:///")).parent if sqlite else settings.cache_dir
         start_sync(store, settings.sync_repo, data_dir, settings.sync_every_min)
     backend = ZeroGPUBackend(cache) if zerogpu else LocalBackend()
-    chat = ChatService(registry, cache, store, backend)
+    chat = ChatService(registry, cache, store, backend, settings.limits)
     compare = CompareService(chat, store)
     feedback = FeedbackService(store)
     return Services(
@@ -111,4 +113,5 @@ def build_services(settings: Settings) -> Services:
         arena=ArenaService(registry, compare, store, settings.arena_pool, settings.arena_weights),
         leaderboard=LeaderboardService(store, registry, settings.bootstrap_rounds),
         notebook=NotebookService(chat, store, feedback, settings.notebook_batch_rows),
+        gate=Gate(settings.limits),
     )

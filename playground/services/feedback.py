@@ -16,6 +16,17 @@ DISLIKE_REASONS = [
 ]
 
 
+def check_owner(store: Store, turn_id: int, session: str) -> None:
+    """Refuse to judge an answer that is not stored, or that belongs to another session."""
+    exists, owner = store.turn_owner(turn_id)
+    if not exists:
+        raise PlaygroundError(f"there is no stored answer with id {turn_id}")
+    if owner is not None and owner != session:
+        raise PlaygroundError(
+            f"answer {turn_id} belongs to another session; you can only rate your own answers"
+        )
+
+
 def reasons_for(value: int) -> list[str]:
     return LIKE_REASONS if value > 0 else DISLIKE_REASONS
 
@@ -24,8 +35,18 @@ class FeedbackService:
     def __init__(self, store: Store):
         self.store = store
 
-    def rate(self, turn_id: int, value: int, reasons: list[str] | None = None, comment: str = "") -> int:
+    def rate(
+        self,
+        turn_id: int,
+        value: int,
+        reasons: list[str] | None = None,
+        comment: str = "",
+        session: str | None = None,
+    ) -> int:
+        """Rate a stored answer; with ``session``, only an answer of that session's conversations."""
         reasons = self._check(int(value), reasons or [])
+        if session is not None:
+            check_owner(self.store, int(turn_id), session)
         return self.store.record_rating(int(turn_id), int(value), reasons, comment)
 
     def explain(self, rating_id: int, value: int, reasons: list[str], comment: str = "") -> None:

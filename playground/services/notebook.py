@@ -25,6 +25,7 @@ from playground.engine.templates import chat_messages
 from playground.errors import PlaygroundError
 from playground.services.chat import AnswerUpdate, ChatService, turn_record
 from playground.services.feedback import FeedbackService
+from playground.services.limits import check_text
 from playground.services.notebook_grid import (
     MAX_CELLS,
     MAX_MODELS,
@@ -69,6 +70,10 @@ class NotebookService:
             raise PlaygroundError(f"samples per cell must be 1 to {MAX_SAMPLES}, got {request.samples}")
         if not request.rows:
             raise PlaygroundError("the prompt set is empty; add at least one row")
+        for row in request.rows:
+            check_text(row.system, f"row {row.index + 1}'s system prompt", self.chat.limits)
+            for message in row.messages():
+                check_text(message.content, f"row {row.index + 1}'s {message.role} message", self.chat.limits)
         cells = len(request.rows) * len(request.presets) * request.samples
         if cells > MAX_CELLS:
             raise PlaygroundError(f"the grid has {cells} cells; at most {MAX_CELLS} run at once")

@@ -5,18 +5,21 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from playground import __version__
 from playground.errors import PlaygroundError
-from playground.store.models import Base, Conversation, NotebookCell, Rating, Score, Turn, Vote, utcnow
+from playground.store.migrate import upgrade
+from playground.store.models import Battle, Conversation, NotebookCell, Rating, Score, Turn, Vote, utcnow
 
 
 @dataclass
@@ -61,7 +64,8 @@ class Store:
         )
         if sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        Base.metadata.create_all(self.engine)
+        self.where = _where(self.url)
+        self.migrated_from = upgrade(self.engine, self.where)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
         self.listeners: list = []  # called as listener(kind, id) after a rating, score or vote is stored
 
@@ -76,9 +80,19 @@ class Store:
     def session(self) -> Session:
         return self._session()
 
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
+        """A write transaction; a database that refuses writes (read-only, full, locked, gone) is a
+        ``PlaygroundError`` naming the database and the cause. Nothing already stored is touched."""
+        try:
+            with self.session() as s, s.begin():
+                yield s
+        except OperationalError as exc:
+            raise PlaygroundError(f"the database {self.where} refused the write: {_problem(exc)}") from None
+
     def new_conversation(self, mode: str, models: list[str], session_id: str | None = None) -> str:
         conversation_id = uuid.uuid4().hex
-        with self.session() as s, s.begin():
+        with self._write() as s:
             s.add(Conversation(id=conversation_id, mode=mode, models=models, session_id=session_id))
         return conversation_id
 
@@ -116,7 +130,7 @@ class Store:
             finished_at=utcnow(),
             app_version=__version__,
         )
-        with self.session() as s, s.begin():
+        with self._write() as s:
             s.add(row)
             s.flush()
             return row.id
@@ -124,7 +138,7 @@ class Store:
     def record_rating(self, turn_id: int, value: int, reasons: list[str] = (), comment: str = "") -> int:
         if value not in (1, -1):
             raise PlaygroundError(f"a rating is +1 (like) or -1 (dislike), got {value!r}")
-        with self.session() as s, s.begin():
+        with self._write() as s:
             if s.get(Turn, turn_id) is None:
                 raise PlaygroundError(f"there is no stored answer with id {turn_id} to rate")
             rating = Rating(turn_id=turn_id, value=value, reasons=list(reasons), comment=comment or "")
@@ -134,7 +148,7 @@ class Store:
         return rating.id
 
     def update_rating(self, rating_id: int, reasons: list[str], comment: str = "") -> None:
-        with self.session() as s, s.begin():
+        with self._write() as s:
             rating = s.get(Rating, rating_id)
             if rating is None:
                 raise PlaygroundError(f"there is no rating with id {rating_id}")
@@ -161,7 +175,7 @@ class Store:
             identity_leaked=identity_leaked,
         )
         try:
-            with self.session() as s, s.begin():
+            with self._write() as s:
                 s.add(vote)
                 s.flush()
         except IntegrityError:
@@ -172,7 +186,7 @@ class Store:
     def record_score(self, turn_id: int, score: int, comment: str = "") -> int:
         if not isinstance(score, int) or not 1 <= score <= 5:
             raise PlaygroundError(f"a score is a whole number from 1 to 5, got {score!r}")
-        with self.session() as s, s.begin():
+        with self._write() as s:
             if s.get(Turn, turn_id) is None:
                 raise PlaygroundError(f"there is no stored answer with id {turn_id} to score")
             row = Score(turn_id=turn_id, score=score, comment=comment or "")
@@ -189,7 +203,7 @@ class Store:
             return list(s.scalars(query))
 
     def record_cell(self, cell: NotebookCell) -> int:
-        with self.session() as s, s.begin():
+        with self._write() as s:
             s.add(cell)
             s.flush()
             return cell.id
@@ -220,6 +234,37 @@ class Store:
         )
         with self.session() as s:
             return [(cell, turn) for cell, turn in s.execute(query)]
+
+    def save_battle(self, battle_id: str, **fields) -> None:
+        """Insert or update an arena battle's row (its hidden pairing and finished rounds)."""
+        with self._write() as s:
+            row = s.get(Battle, battle_id)
+            if row is None:
+                s.add(Battle(id=battle_id, **fields))
+            else:
+                for key, value in fields.items():
+                    setattr(row, key, value)
+
+    def turn_owner(self, turn_id: int) -> tuple[bool, str | None]:
+        """Whether the turn exists, and the session its conversation belongs to."""
+        query = (
+            select(Conversation.session_id)
+            .join(Turn, Turn.conversation_id == Conversation.id)
+            .where(Turn.id == turn_id)
+        )
+        with self.session() as s:
+            rows = s.execute(query).all()
+        return (bool(rows), rows[0][0] if rows else None)
+
+    def battle(self, battle_id: str) -> Battle | None:
+        with self.session() as s:
+            return s.get(Battle, battle_id)
+
+    def turns_by_id(self, turn_ids: list[int]) -> dict[int, Turn]:
+        if not turn_ids:
+            return {}
+        with self.session() as s:
+            return {t.id: t for t in s.scalars(select(Turn).where(Turn.id.in_(turn_ids)))}
 
     def turns(self, conversation_id: str | None = None) -> list[Turn]:
         with self.session() as s:
@@ -268,6 +313,27 @@ class Store:
 def row_dict(obj) -> dict[str, Any]:
     """A stored row's columns by name."""
     return {c.key: getattr(obj, c.key) for c in obj.__table__.columns}
+
+
+def _problem(exc: OperationalError) -> str:
+    text = str(getattr(exc, "orig", exc))
+    lowered = text.lower()
+    if "readonly" in lowered or "read-only" in lowered or "read only" in lowered:
+        return f"it is read-only ({text}); check the file's permissions or the --db URL"
+    if "full" in lowered or "no space" in lowered:
+        return f"the disk or the database is full ({text}); free some space and try again"
+    if "locked" in lowered:
+        return f"it is locked by another process ({text}); try again"
+    return text
+
+
+def _where(url: str) -> str:
+    """The database for messages: the file of a SQLite URL, the URL without its password otherwise."""
+    if url.startswith("sqlite"):
+        return url.split("///", 1)[-1] or "(in memory)"
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

@@ -127,3 +127,23 @@ class Score(Base):
     score: Mapped[int] = mapped_column(Integer)
     comment: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Battle(Base):
+    """An arena battle's hidden pairing and finished rounds (never sent to the page before the vote).
+
+    Stored when the battle starts and after each finished round, so a vote after a server restart
+    still finds the pairing; ``turn_ids`` holds each side's answer ids, one per finished round.
+    """
+
+    __tablename__ = "battles"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    session_id: Mapped[str] = mapped_column(String(64), index=True)
+    presets: Mapped[list] = mapped_column(JSON)
+    conversation_id: Mapped[str | None] = mapped_column(ForeignKey("conversations.id"))
+    rounds: Mapped[int] = mapped_column(Integer, default=0)
+    turn_ids: Mapped[list] = mapped_column(JSON, default=lambda: [[], []])
+    leaked: Mapped[bool] = mapped_column(Boolean, default=False)
+    vote_id: Mapped[int | None] = mapped_column(ForeignKey("votes.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

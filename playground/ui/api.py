@@ -14,7 +14,7 @@ import gradio as gr
 from playground.errors import PlaygroundError
 from playground.services.chat import AnswerRequest, messages_from
 from playground.services.container import Services
-from playground.ui.common import session_id, session_key, user_errors
+from playground.ui.common import GENERATION, generation_slot, session_id, session_key, user_errors, visitor
 
 
 def parse_json(raw: str | None, what: str, default):
@@ -30,7 +30,11 @@ def parse_json(raw: str | None, what: str, default):
 
 
 def register_api(services: Services) -> None:
+    slot = generation_slot(services.gate)
+    generating = dict(concurrency_id=GENERATION, concurrency_limit=services.settings.limits.total_generations)
+
     @user_errors
+    @slot
     def generate(
         preset: str,
         messages: str,
@@ -45,6 +49,7 @@ def register_api(services: Services) -> None:
             params=parse_json(params, "params", {}),
             system_prompt=system_prompt,
         )
+        services.chat.check(answer)
         conversation_id = services.compare.start([preset], mode="api", session_id=session_id(request))
         key = session_key(request, "api-generate")
         cancel = services.runs.start(key)
@@ -58,6 +63,7 @@ def register_api(services: Services) -> None:
             services.runs.finish(key, cancel)
 
     @user_errors
+    @slot
     def compare(
         presets: str,
         messages: str,
@@ -90,6 +96,8 @@ def register_api(services: Services) -> None:
         turn_index = sum(1 for m in requests[0].messages if m.role == "user") - 1
         for r in requests:
             r.turn_index = turn_index
+        for r in requests:
+            services.chat.check(r)
         conversation_id = conversation_id or services.compare.start(names, session_id=session_id(request))
         key = session_key(request, "api-compare")
         cancel = services.runs.start(key)
@@ -115,15 +123,20 @@ def register_api(services: Services) -> None:
             services.runs.finish(key, cancel)
 
     @user_errors
-    def rate(turn_id: int, value: int, reasons: str = "[]", comment: str = "") -> dict:
-        """Like (1) or dislike (-1) a stored answer, with reasons (JSON list) and a comment."""
+    def rate(
+        turn_id: int, value: int, reasons: str = "[]", comment: str = "", request: gr.Request = None
+    ) -> dict:
+        """Like (1) or dislike (-1) one of this session's stored answers, with reasons (JSON list) and a comment."""
         chosen = parse_json(reasons, "reasons", [])
-        return {"rating_id": services.feedback.rate(int(turn_id), int(value), chosen, comment)}
+        rating_id = services.feedback.rate(int(turn_id), int(value), chosen, comment, session_id(request))
+        return {"rating_id": rating_id}
 
     @user_errors
-    def vote(conversation_id: str, turn_index: int, outcome: str) -> dict:
-        """Vote on a side-by-side round: the best column's index ("0", "1", …), "tie" or "all_bad"."""
-        return {"vote_id": services.compare.vote(conversation_id, int(turn_index), str(outcome))}
+    def vote(conversation_id: str, turn_index: int, outcome: str, request: gr.Request = None) -> dict:
+        """Vote on a side-by-side round of this session: the best column's index ("0", "1", …), "tie" or "all_bad"."""
+        services.gate.vote(visitor(request))
+        vote_id = services.compare.vote(conversation_id, int(turn_index), str(outcome), session_id(request))
+        return {"vote_id": vote_id}
 
     @user_errors
     def stop(request: gr.Request = None) -> dict:
@@ -154,11 +167,11 @@ def register_api(services: Services) -> None:
         )
         return saved.summary()
 
-    gr.api(generate, api_name="generate")
+    gr.api(generate, api_name="generate", **generating)
     gr.api(presets, api_name="presets")
     gr.api(render_prompt, api_name="render_prompt")
     gr.api(save_preset, api_name="save_preset")
-    gr.api(compare, api_name="compare")
+    gr.api(compare, api_name="compare", **generating)
     gr.api(rate, api_name="rate")
     gr.api(vote, api_name="vote")
     gr.api(stop, api_name="stop")

@@ -12,7 +12,7 @@ import gradio as gr
 
 from playground.services.container import Services
 from playground.services.leaderboard import LeaderboardFilters
-from playground.ui.common import session_id, user_errors
+from playground.ui.common import GENERATION, generation_slot, session_id, user_errors, visitor
 
 
 def register_arena_api(services: Services) -> None:
@@ -25,6 +25,7 @@ def register_arena_api(services: Services) -> None:
         return arena.view(arena.new_battle(session), session).as_json()
 
     @user_errors
+    @generation_slot(services.gate)
     def arena_send(battle_id: str, message: str, request: gr.Request = None) -> Iterator[dict]:
         """Send a message to both models of a battle; streams their answers as "Model A" / "Model B"."""
         for view in arena.send(battle_id, session_id(request), message):
@@ -34,6 +35,7 @@ def register_arena_api(services: Services) -> None:
     def arena_vote(battle_id: str, outcome: str, request: gr.Request = None) -> dict:
         """Vote once, after both answers have finished: "0" (A), "1" (B), "tie" or "all_bad".
         Returns the vote id, both models' names and whether an answer named its own model."""
+        services.gate.vote(visitor(request))
         return arena.vote(battle_id, session_id(request), outcome).as_json()
 
     @user_errors
@@ -50,7 +52,8 @@ def register_arena_api(services: Services) -> None:
         return services.leaderboard.compute(filters).rows()
 
     gr.api(arena_new, api_name="arena_new")
-    gr.api(arena_send, api_name="arena_send")
+    limit = services.settings.limits.total_generations
+    gr.api(arena_send, api_name="arena_send", concurrency_id=GENERATION, concurrency_limit=limit)
     gr.api(arena_vote, api_name="arena_vote")
     gr.api(arena_stop, api_name="arena_stop")
     gr.api(leaderboard, api_name="leaderboard")

@@ -1,7 +1,8 @@
 """The Arena tab: two anonymous models answer the same prompt; vote, then see who they were.
 
-The page holds only the battle id (a ``gr.State``, kept server-side by Gradio); which presets
-fight is known to ``ArenaService`` alone until the vote reveals it.
+The page holds only the battle id (a ``gr.BrowserState``, so a page that stays open across a
+server restart still votes on its battle); which presets fight is known to ``ArenaService`` and
+its database row alone until the vote reveals it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import gradio as gr
 
 from playground.services.arena import SIDES, ArenaView, Reveal
 from playground.services.container import Services
-from playground.ui.common import user_errors
+from playground.ui.common import GENERATION, generation_slot, user_errors, visitor
 from playground.ui.rating import RatingPanel
 
 VOTES = [  # (elem_id suffix, outcome, label)
@@ -27,6 +28,7 @@ WELCOME = "Two anonymous models were drawn. Ask anything; vote when both have an
 @dataclass
 class ArenaTab:
     voted: gr.State  # a counter that changes after each vote (the leaderboard refreshes on it)
+    on_load: tuple  # (fn, inputs, outputs) for the page's load event: resume this session's battle
 
 
 def status_line(view: ArenaView) -> str:
@@ -59,7 +61,7 @@ def _bind(vote, outcome: str):
 
 def build_arena_tab(services: Services) -> ArenaTab:
     arena = services.arena
-    battle = gr.State(None)  # the battle id, nothing else
+    battle = gr.BrowserState(None, storage_key="arena-battle")  # the battle id, nothing else
     voted = gr.State(0)
     gr.Markdown(
         "Two models, drawn at random, answer the same prompt side by side. Their names stay hidden "
@@ -89,6 +91,7 @@ def build_arena_tab(services: Services) -> ArenaTab:
         return [gr.update(interactive=enabled) for _ in vote_btns]
 
     @user_errors
+    @generation_slot(services.gate)
     def send(text: str, battle_id: str | None, request: gr.Request):
         battle_id = battle_id or arena.new_battle(request.session_hash)
         for view in arena.send(battle_id, request.session_hash, text):
@@ -108,6 +111,7 @@ def build_arena_tab(services: Services) -> ArenaTab:
 
     @user_errors
     def vote(outcome: str, battle_id: str | None, count: int, request: gr.Request):
+        services.gate.vote(visitor(request))
         reveal = arena.vote(battle_id, request.session_hash, outcome)
         labels = [
             gr.update(label=f"{side}: {m['display_name']}")
@@ -121,9 +125,11 @@ def build_arena_tab(services: Services) -> ArenaTab:
             arena.stop(battle_id, request.session_hash)
 
     send_outputs = [*chats, battle, prompt, *vote_btns, status]
+    limit = services.settings.limits.total_generations
+    generating = dict(api_visibility="private", concurrency_id=GENERATION, concurrency_limit=limit)
     sending = [
-        send_btn.click(send, [prompt, battle], send_outputs, api_visibility="private"),
-        prompt.submit(send, [prompt, battle], send_outputs, api_visibility="private"),
+        send_btn.click(send, [prompt, battle], send_outputs, **generating),
+        prompt.submit(send, [prompt, battle], send_outputs, **generating),
     ]
     new_btn.click(  # cancels a running send, so its last update cannot land in the new battle
         new_battle,
@@ -142,4 +148,12 @@ def build_arena_tab(services: Services) -> ArenaTab:
         )
     for side, chatbot in enumerate(chats):
         rating.attach(chatbot, lambda bid, side=side: arena.turn_ids(bid, side), battle)
-    return ArenaTab(voted=voted)
+
+    def resume(battle_id: str | None, request: gr.Request):
+        """On page load: show this session's unvoted battle again, or forget another session's id."""
+        if not (battle_id and arena.owns(battle_id, request.session_hash)):
+            return [[], [], None, *voting(False), ""]
+        view = arena.view(battle_id, request.session_hash)
+        return [*view.chats, battle_id, *voting(view.can_vote), status_line(view)]
+
+    return ArenaTab(voted=voted, on_load=(resume, [battle], [*chats, battle, *vote_btns, status]))

@@ -11,6 +11,7 @@ import gradio as gr
 from playground.engine.params import GenerationParams
 from playground.engine.presets import Preset
 from playground.errors import PlaygroundError
+from playground.services.limits import Gate, Visitor
 
 PARAM_FIELDS = ("temperature", "top_p", "top_k", "max_new_tokens", "repetition_penalty", "seed", "do_sample")
 
@@ -116,6 +117,36 @@ def chat_display(
     if pending_answer is not None:
         shown.append({"role": "assistant", "content": pending_answer})
     return shown
+
+
+def visitor(request: gr.Request | None) -> Visitor:
+    """Who is asking, for the abuse limits: the Gradio session, and the client address a proxy in front
+    of the app (a Space) puts first in ``x-forwarded-for``."""
+    headers = getattr(request, "headers", None) or {}
+    forwarded = (headers.get("x-forwarded-for") or "").split(",")[0].strip()
+    return Visitor(session_id(request), forwarded or None)
+
+
+def _request_in(args, kwargs) -> gr.Request | None:
+    return next((a for a in [*args, *kwargs.values()] if isinstance(a, gr.Request)), None)
+
+
+def generation_slot(gate: Gate):
+    """Wrap a streaming handler that takes a ``gr.Request``: it holds one of the visitor's generation
+    slots while it streams, and is refused with a message when the visitor has none free."""
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def slotted(*args, **kwargs):
+            with gate.generating(visitor(_request_in(args, kwargs))):
+                yield from fn(*args, **kwargs)
+
+        return slotted
+
+    return wrap
+
+
+GENERATION = "generation"  # the Gradio concurrency group of every generating event: the overall limit
 
 
 def session_id(request: gr.Request | None) -> str | None:

@@ -10,15 +10,18 @@ from playground.services.chat import AnswerRequest
 from playground.services.chat import messages_from as parse_messages
 from playground.services.container import Services
 from playground.ui.common import (
+    GENERATION,
     ParamWidgets,
     card_line,
     chat_display,
+    generation_slot,
     load_progress,
     param_widgets,
     params_dict,
     preset_choices,
     session_key,
     user_errors,
+    visitor,
 )
 from playground.ui.rating import RatingPanel
 
@@ -179,10 +182,12 @@ def build_compare_tab(services: Services) -> list[gr.Dropdown]:
         return chats + stats
 
     @user_errors
+    @generation_slot(services.gate)
     def send(request: gr.Request, text, st, n, progress=gr.Progress(track_tqdm=True), *values):  # noqa: B034
         yield from run_round(text, st, n, list(values), request, False, progress)
 
     @user_errors
+    @generation_slot(services.gate)
     def regenerate(request: gr.Request, st, n, progress=gr.Progress(track_tqdm=True), *values):  # noqa: B034
         yield from run_round("", st, n, list(values), request, True, progress)
 
@@ -203,7 +208,8 @@ def build_compare_tab(services: Services) -> list[gr.Dropdown]:
         return [[] for _ in range(MAX_COLUMNS)] + ["" for _ in range(MAX_COLUMNS)] + [st, ""]
 
     @user_errors
-    def vote(outcome: str, st: dict, n: int):
+    def vote(outcome: str, st: dict, n: int, request: gr.Request):
+        services.gate.vote(visitor(request))
         if not st["rounds"]:
             raise gr.Error("send a message before voting")
         round_index = st["rounds"] - 1
@@ -234,11 +240,18 @@ def build_compare_tab(services: Services) -> list[gr.Dropdown]:
         outputs=stream_outputs,
         api_visibility="private",
         trigger_mode="multiple",
+        concurrency_id=GENERATION,
+        concurrency_limit=services.settings.limits.total_generations,
     )
     send_event = send_btn.click(send, **send_args)
     submit_event = prompt.submit(send, **send_args)
     regen_event = regen_btn.click(
-        regenerate, inputs=[state, ncols, *all_inputs], outputs=stream_outputs, api_visibility="private"
+        regenerate,
+        inputs=[state, ncols, *all_inputs],
+        outputs=stream_outputs,
+        api_visibility="private",
+        concurrency_id=GENERATION,
+        concurrency_limit=services.settings.limits.total_generations,
     )
     stop_btn.click(
         stop_columns, None, None, cancels=[send_event, submit_event, regen_event], api_visibility="private"
@@ -250,19 +263,19 @@ def build_compare_tab(services: Services) -> list[gr.Dropdown]:
         [*(c.chatbot for c in columns), *(c.stats for c in columns), state, vote_status],
         api_visibility="private",
     )
-    for i, btn in enumerate(best_btns):
-        btn.click(
-            lambda st, n, i=i: vote(str(i), st, n),
-            [state, ncols],
-            [vote_status, state],
-            api_visibility="private",
-        )
-    tie_btn.click(
-        lambda st, n: vote("tie", st, n), [state, ncols], [vote_status, state], api_visibility="private"
-    )
-    bad_btn.click(
-        lambda st, n: vote("all_bad", st, n), [state, ncols], [vote_status, state], api_visibility="private"
-    )
+
+    def bind_vote(outcome: str):
+        def on_vote(st: dict, n: int, request: gr.Request):
+            return vote(outcome, st, n, request)
+
+        return on_vote
+
+    for btn, outcome in [
+        *((b, str(i)) for i, b in enumerate(best_btns)),
+        (tie_btn, "tie"),
+        (bad_btn, "all_bad"),
+    ]:
+        btn.click(bind_vote(outcome), [state, ncols], [vote_status, state], api_visibility="private")
     resize_outputs = [ncols, *(c.box for c in columns), *best_btns, bad_btn]
     add_btn.click(lambda n: resize(n, +1), [ncols], resize_outputs, api_visibility="private")
     remove_btn.click(lambda n: resize(n, -1), [ncols], resize_outputs, api_visibility="private")

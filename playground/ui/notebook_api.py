@@ -18,13 +18,14 @@ from playground.services.notebook_export import write_export
 from playground.services.notebook_grid import NotebookRequest
 from playground.services.promptset import DEFAULT_TEMPLATE, build_rows
 from playground.ui.api import parse_json
-from playground.ui.common import session_id, session_key, user_errors
+from playground.ui.common import GENERATION, generation_slot, session_id, session_key, user_errors
 
 
 def register_notebook_api(services: Services) -> None:
     notebook = services.notebook
 
     @user_errors
+    @generation_slot(services.gate)
     def notebook_run(
         presets: str,
         rows: str,
@@ -81,6 +82,7 @@ def register_notebook_api(services: Services) -> None:
             "content": path.read_text(),
         }
 
-    gr.api(notebook_run, api_name="notebook_run")
+    limit = services.settings.limits.total_generations
+    gr.api(notebook_run, api_name="notebook_run", concurrency_id=GENERATION, concurrency_limit=limit)
     gr.api(notebook_rate, api_name="notebook_rate")
     gr.api(notebook_export, api_name="notebook_export")

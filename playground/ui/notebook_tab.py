@@ -22,7 +22,7 @@ from playground.services.promptset import (
     records_table,
     table_records,
 )
-from playground.ui.common import preset_choices, session_key, user_errors
+from playground.ui.common import GENERATION, generation_slot, preset_choices, session_key, user_errors
 from playground.ui.notebook_view import grid_frame, progress_html, row_detail
 
 EXAMPLE = [
@@ -203,6 +203,7 @@ def build_notebook_tab(services: Services) -> gr.Dropdown:
         return [gr.update(value=str(p), interactive=True) for p in paths]
 
     @user_errors
+    @generation_slot(services.gate)
     def run(request: gr.Request, tbl, tpl, chosen_models, n, sd, mx, ov, diff_only, st):
         grid_request = notebook_request(tbl, tpl, chosen_models, n, sd, mx, ov)
         key = session_key(request, "notebook")
@@ -282,6 +283,8 @@ def build_notebook_tab(services: Services) -> gr.Dropdown:
         [grid_table, progress, state, csv_btn, jsonl_btn],
         api_visibility="private",
         show_progress="hidden",
+        concurrency_id=GENERATION,
+        concurrency_limit=services.settings.limits.total_generations,
     )
     # Stop sets the run's cancel event (no ``cancels=``): the run ends itself, stores what finished and
     # the stopped cells, and still delivers the export files.
