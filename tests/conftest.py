@@ -13,6 +13,7 @@ os.environ.pop("SPACES_ZERO_GPU", None)
 import pytest  # noqa: E402
 
 from playground.settings import ROOT, Settings  # noqa: E402
+from tests.postgres import postgres_server, postgres_url  # noqa: E402, F401 - fixtures: a real PostgreSQL
 
 PRESETS = ROOT / "presets"
 FIXTURES = Path(os.environ.get("PLAYGROUND_FIXTURES", ROOT.parent / "shared" / "fixtures"))

@@ -101,3 +101,9 @@ def test_postgresql_is_migrated_and_a_newer_one_refused(postgres_url):
         connection.execute(text("UPDATE alembic_version SET version_num = 'f00dcafe'"))
     with pytest.raises(DatabaseTooNew):
         Store(postgres_url)
+
+
+def test_postgresql_models_match_the_newest_revision(postgres_url):
+    store = Store(postgres_url)
+    with store.engine.connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []

@@ -23,6 +23,7 @@ Loader = Literal["embedded-gguf", "transformers", "peft-adapter", "gptq"]
 Quantization = Literal["none", "8bit", "4bit-nf4"]
 DType = Literal["auto", "bfloat16", "float16", "float32"]
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+MAX_NAME = 100
 
 
 class ModelSpec(BaseModel):
@@ -99,6 +100,8 @@ class Preset(BaseModel):
     def _slug(cls, value: str) -> str:
         if not NAME_RE.match(value):
             raise ValueError("must be lower-case letters, digits, '.', '_' or '-'")
+        if len(value) > MAX_NAME:  # stored in String(128) columns, which PostgreSQL enforces
+            raise ValueError(f"must be at most {MAX_NAME} characters, got {len(value)}")
         return value
 
     @model_validator(mode="after")

@@ -82,6 +82,10 @@ class ChatService:
     def check(self, request: AnswerRequest) -> None:
         """Refuse, before anything is generated or stored, a request over the size limits."""
         self.preset(request.preset)
+        if not request.messages or request.messages[-1].role != "user":
+            raise PlaygroundError("the messages must end with the user's message; type a message first")
+        if not request.messages[-1].content.strip():
+            raise PlaygroundError("the message is empty; type a message first")
         check_text(request.system_prompt, "the system prompt", self.limits)
         for message in request.messages:
             check_text(message.content, f"the {message.role} message", self.limits)

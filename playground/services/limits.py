@@ -11,6 +11,7 @@ position there.
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import time
@@ -129,7 +130,7 @@ class Gate:
                     recent.popleft()
                 allowed = self.limits.votes_per_hour * factor
                 if len(recent) >= allowed:
-                    wait = int(recent[0] + 3600 - now) // 60 + 1
+                    wait = max(1, math.ceil((recent[0] + 3600 - now) / 60))
                     raise PlaygroundError(
                         f"you have voted {len(recent)} times in the last hour, the most allowed here "
                         f"({allowed}); try again in about {wait} minute(s)"

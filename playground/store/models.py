@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -42,12 +53,13 @@ class Turn(Base):
     revision: Mapped[str] = mapped_column(String(256))
     quantization: Mapped[str] = mapped_column(String(32))
     dtype: Mapped[str] = mapped_column(String(32))
-    device: Mapped[str] = mapped_column(String(32))
+    # a served model's device is "remote:<base url>"; SQLite ignores lengths, so its column stays as made
+    device: Mapped[str] = mapped_column(String(256).with_variant(String(32), "sqlite"))
     messages: Mapped[list] = mapped_column(JSON)
     system_prompt: Mapped[str] = mapped_column(Text, default="")
     prompt: Mapped[str] = mapped_column(Text)
     params: Mapped[dict] = mapped_column(JSON)
-    seed: Mapped[int | None] = mapped_column(Integer)
+    seed: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"))  # up to 2**32-1
     output: Mapped[str] = mapped_column(Text)
     finish_reason: Mapped[str] = mapped_column(String(16))  # eos | stop_string | length | stopped | error
     error: Mapped[str | None] = mapped_column(Text)
