@@ -5,11 +5,12 @@ The app runs as ``app.py`` in its own process (as in ``stream_overhead.py``); ea
 Prints the total tokens/s of both ways, p50/p95 TTFT as the clients saw it, and as the last line
 the ratio concurrent / one-at-a-time throughput as a bare number.
 
-Issue 13's target (>= 6 on 2 cores) is for batched serving of concurrent requests, which the app
-does not have yet: today each request is its own ``generate`` on its own thread, and Gradio runs 8
-events at a time. This script measures that baseline.
+Concurrent requests for one model share forward passes in its serving engine (continuous
+batching, ``engine/serving.py``); the app is started with ``--max-generations`` = clients so the
+Gradio queue lets them all in. ``--serving-rows 0`` measures the app without batched serving
+(each request its own ``generate`` on its own thread). Issue 13's target: >= 6 on 2 cores.
 
-    python bench/concurrency.py [--clients 16] [--tokens 64]
+    python bench/concurrency.py [--clients 16] [--tokens 64] [--serving-rows 16]
 """
 
 from __future__ import annotations
@@ -49,9 +50,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument("--serving-rows", type=int, default=16)
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="bench-concurrency-"))
-    app, first_client = start_app(folder)
+    extra = ["--max-generations", str(args.clients), "--serving-rows", str(args.serving_rows)]
+    app, first_client = start_app(folder, extra)
     try:
         url = first_client.src
         clients = [first_client] + [Client(url, verbose=False) for _ in range(args.clients - 1)]

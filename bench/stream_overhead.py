@@ -105,12 +105,12 @@ def app_run(client: Client, store: Store, tokens: int) -> tuple:
     return row.completion_tokens / total, first - start, row.completion_tokens, inside
 
 
-def start_app(folder: Path) -> tuple[subprocess.Popen, Client]:
+def start_app(folder: Path, extra: list[str] = ()) -> tuple[subprocess.Popen, Client]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     command = [sys.executable, str(ROOT / "app.py"), "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--db", str(folder / "bench.db"), "--user-presets", str(folder / "user")]
+    command += ["--db", str(folder / "bench.db"), "--user-presets", str(folder / "user"), *extra]
     app = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while True:

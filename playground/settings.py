@@ -40,6 +40,7 @@ class Settings:
     arena_weights: dict[str, float] = field(default_factory=dict)
     bootstrap_rounds: int = 100
     notebook_batch_rows: int = 16  # rows of the notebook's canonical batch (fewer if memory is short)
+    serving_rows: int = 16  # concurrent answers of one model sharing forward passes (below 2: one at a time)
     backend: str = "local"  # local | zerogpu (a Hugging Face ZeroGPU Space)
     sync_repo: str | None = None  # dataset repo (user/name or file:///folder/user/name) for rated data
     sync_every_min: float = 5.0
@@ -90,6 +91,12 @@ class Settings:
             type=int,
             default=int(env("PLAYGROUND_NOTEBOOK_BATCH_ROWS", d.notebook_batch_rows)),
             help="rows per batch in the Notebook grid (the most; fewer when the model's memory is short)",
+        )
+        parser.add_argument(
+            "--serving-rows",
+            type=int,
+            default=int(env("PLAYGROUND_SERVING_ROWS", d.serving_rows)),
+            help="most concurrent answers of one model batched together (continuous batching); 0 or 1: off",
         )
         parser.add_argument(
             "--backend",
@@ -152,6 +159,7 @@ class Settings:
             arena_weights=weights,
             bootstrap_rounds=args.bootstrap_rounds,
             notebook_batch_rows=args.notebook_batch_rows,
+            serving_rows=args.serving_rows,
             backend=args.backend,
             sync_repo=args.sync_repo,
             sync_every_min=args.sync_every_min,

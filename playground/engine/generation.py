@@ -16,7 +16,7 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -29,7 +29,7 @@ from playground.engine.textstream import IncrementalDecoder, StopStringFilter
 from playground.engine.threads import start_thread
 from playground.errors import PlaygroundError
 
-_END = object()
+_END = object()  # the producer's last item on a token queue
 
 
 @dataclass
@@ -151,42 +151,65 @@ def stream(
             failure.append(exc)
             tokens.put(_END)
 
-    decoder, stops = IncrementalDecoder(tokenizer), StopStringFilter(stop)
-    text, last_id = "", None
     worker = start_thread(work, name="generate")  # ends with the generation: see engine/threads.py
     try:
-        while True:
-            item = tokens.get()
-            if item is _END:
-                break
-            if stats.ttft_s is None:
-                stats.ttft_s = time.perf_counter() - started
-            stats.completion_tokens += len(item)
-            last_id = item[-1]
-            delta = stops.push(decoder.push(item))
-            if stops.stopped_on is not None:
-                finished.set()
-            if delta:
-                text += delta
-                stats.total_s = time.perf_counter() - started
-                yield StreamEvent(delta=delta, text=text, stats=stats, seed=seed)
-        worker.join()
-        if failure:
-            raise explain_failure(failure[0])
-        tail = stops.push(decoder.flush()) + stops.flush()
-        text += tail
-        stats.total_s = time.perf_counter() - started
-        if stops.stopped_on is not None:
-            reason = "stop_string"
-        elif cancel.is_set():
-            reason = "stopped"
-        elif last_id in eos:
-            reason = "eos"
-        else:
-            reason = "length"
-        yield StreamEvent(delta=tail, text=text, done=True, finish_reason=reason, stats=stats, seed=seed)
+        yield from follow(
+            tokens, tokenizer, stop, eos, cancel, finished, stats, started, seed, worker.join, failure
+        )
     finally:
         finished.set()
+
+
+def follow(
+    tokens: queue.Queue,
+    tokenizer,
+    stop,
+    eos: set[int],
+    cancel: threading.Event,
+    finished: threading.Event,
+    stats: GenerationStats,
+    started: float,
+    seed: int,
+    wait: Callable[[], None],
+    failure: list[BaseException],
+) -> Iterator[StreamEvent]:
+    """Turn token id lists arriving on ``tokens`` (until ``_END``) into text deltas and a final event.
+
+    Sets ``finished`` as soon as a stop string appears, so the producer ends within one token;
+    ``wait`` is called after ``_END`` (the producer is done) before ``failure`` is read.
+    """
+    decoder, stops = IncrementalDecoder(tokenizer), StopStringFilter(stop)
+    text, last_id = "", None
+    while True:
+        item = tokens.get()
+        if item is _END:
+            break
+        if stats.ttft_s is None:
+            stats.ttft_s = time.perf_counter() - started
+        stats.completion_tokens += len(item)
+        last_id = item[-1]
+        delta = stops.push(decoder.push(item))
+        if stops.stopped_on is not None:
+            finished.set()
+        if delta:
+            text += delta
+            stats.total_s = time.perf_counter() - started
+            yield StreamEvent(delta=delta, text=text, stats=stats, seed=seed)
+    wait()
+    if failure:
+        raise explain_failure(failure[0])
+    tail = stops.push(decoder.flush()) + stops.flush()
+    text += tail
+    stats.total_s = time.perf_counter() - started
+    if stops.stopped_on is not None:
+        reason = "stop_string"
+    elif cancel.is_set():
+        reason = "stopped"
+    elif last_id in eos:
+        reason = "eos"
+    else:
+        reason = "length"
+    yield StreamEvent(delta=tail, text=text, done=True, finish_reason=reason, stats=stats, seed=seed)
 
 
 def explain_failure(exc: BaseException) -> PlaygroundError:

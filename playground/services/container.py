@@ -96,7 +96,7 @@ def build_services(settings: Settings) -> Services:
         sqlite = store.url.startswith("sqlite")
         data_dir = Path(store.url.removeprefix("sqlite:///")).parent if sqlite else settings.cache_dir
         start_sync(store, settings.sync_repo, data_dir, settings.sync_every_min)
-    backend = ZeroGPUBackend(cache) if zerogpu else LocalBackend()
+    backend = ZeroGPUBackend(cache) if zerogpu else LocalBackend(settings.serving_rows)
     chat = ChatService(registry, cache, store, backend, settings.limits)
     compare = CompareService(chat, store)
     feedback = FeedbackService(store)
