@@ -39,6 +39,11 @@ class Settings:
     arena_pool: list[str] | None = None  # None: every preset whose weights are available
     arena_weights: dict[str, float] = field(default_factory=dict)
     bootstrap_rounds: int = 100
+    leaderboard_prior_sd: float = (
+        200.0  # Elo: the Bradley–Terry prior (one vote moves a model by tens of points)
+    )
+    leaderboard_min_battles: int = 30  # fewer battles: the model is marked provisional
+    style_control: bool = True  # the second, style-controlled ranking (length and markdown as covariates)
     notebook_batch_rows: int = 16  # rows of the notebook's canonical batch (fewer if memory is short)
     serving_rows: int = 16  # concurrent answers of one model sharing forward passes (below 2: one at a time)
     backend: str = "local"  # local | zerogpu (a Hugging Face ZeroGPU Space)
@@ -85,6 +90,24 @@ class Settings:
             "--bootstrap-rounds",
             type=int,
             default=int(env("PLAYGROUND_BOOTSTRAP_ROUNDS", d.bootstrap_rounds)),
+        )
+        parser.add_argument(
+            "--leaderboard-prior-sd",
+            type=float,
+            default=float(env("PLAYGROUND_LEADERBOARD_PRIOR_SD", d.leaderboard_prior_sd)),
+            help="standard deviation (Elo) of the ratings' prior: smaller trusts few battles less",
+        )
+        parser.add_argument(
+            "--leaderboard-min-battles",
+            type=int,
+            default=int(env("PLAYGROUND_LEADERBOARD_MIN_BATTLES", d.leaderboard_min_battles)),
+            help="models with fewer battles are marked provisional",
+        )
+        parser.add_argument(
+            "--style-control",
+            action=argparse.BooleanOptionalAction,
+            default=env("PLAYGROUND_STYLE_CONTROL", "1") not in ("0", "false", "no"),
+            help="offer the style-controlled ranking (answer length and markdown as covariates)",
         )
         parser.add_argument(
             "--notebook-batch-rows",
@@ -158,6 +181,9 @@ class Settings:
             arena_pool=pool,
             arena_weights=weights,
             bootstrap_rounds=args.bootstrap_rounds,
+            leaderboard_prior_sd=args.leaderboard_prior_sd,
+            leaderboard_min_battles=args.leaderboard_min_battles,
+            style_control=args.style_control,
             notebook_batch_rows=args.notebook_batch_rows,
             serving_rows=args.serving_rows,
             backend=args.backend,

@@ -7,15 +7,19 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.optimize import minimize
-from scipy.special import log_expit
+from scipy.optimize import approx_fprime, minimize
+from scipy.special import expit, log_expit
 
 from playground.services.ratings import (
+    DEFAULT_L2,
+    DEFAULT_MIN_BATTLES,
     LEADERBOARD_COLUMNS,
     OUTCOMES,
     Battle,
     compute_leaderboard,
     fit_bradley_terry,
+    l2_from_prior_sd,
+    laplace_sd,
     model_stats,
     normalize_battles,
     online_elo,
@@ -111,9 +115,19 @@ def test_two_model_closed_form(wins: int, losses: int) -> None:
     ratings = fit_bradley_terry(W, l2=0.0)
     assert ratings[0] - ratings[1] == pytest.approx(400.0 * math.log10(wins / losses), abs=1e-6)
     assert ratings.mean() == pytest.approx(1000.0, abs=1e-9)
-    # The default (tiny) regularisation barely moves a well-posed fit.
+    # The default prior: with r_A = -r_B = d / 2 (natural-log units) the penalised optimum solves
+    # wins * (1 - sigmoid(d)) - losses * sigmoid(d) = l2 * d / 2. It shrinks the gap towards 0,
+    # noticeably for 10 battles, by well under an Elo point for 440.
     default = compute_leaderboard(battles, bootstrap_rounds=0).table.set_index("model")["rating"]
-    assert default["A"] - default["B"] == pytest.approx(400.0 * math.log10(wins / losses), abs=0.5)
+    gap = default["A"] - default["B"]
+    d = gap * math.log(10.0) / 400.0
+    assert wins * expit(-d) - losses * expit(d) == pytest.approx(DEFAULT_L2 * d / 2.0, abs=1e-9)
+    mle = 400.0 * math.log10(wins / losses)
+    assert abs(gap) <= abs(mle) + 1e-9 and np.sign(gap) == np.sign(mle)
+    if wins + losses > 100:
+        assert gap == pytest.approx(mle, abs=0.5)
+    elif wins != losses:
+        assert abs(gap) < 0.9 * abs(mle)
 
 
 def brute_force_ratings(df: pd.DataFrame, models: list[str], l2: float = 0.0) -> np.ndarray:
@@ -167,8 +181,92 @@ def test_bootstrap_skips_models_absent_from_a_resample() -> None:
     assert 0 < boot["D"].isna().sum() < 60
     np.testing.assert_array_equal(boot["C"].isna(), boot["D"].isna())
     np.testing.assert_allclose(boot.mean(axis=1, skipna=True), 1000.0)
+    # Every resample that has C and D has D's single win, so their bootstrap intervals do not
+    # overlap; the reported (Laplace ∪ bootstrap) intervals do: one battle decides nothing.
     t = lb.table.set_index("model")
-    assert (t.loc["D", "ci_low"] > 1000.0) and (t.loc["C", "ci_high"] < 1000.0)
+    assert boot["D"].min() > 1000.0 > boot["C"].max()
+    assert t.loc["D", "ci_low"] < t.loc["C", "ci_high"]
+    assert t.loc["C", "rank"] == t.loc["D", "rank"] == 1
+
+
+# --------------------------------------------------------------------------- few battles: prior, intervals
+
+
+def test_one_vote_is_not_certain() -> None:
+    """Issue 12: one arena vote gave 1507 vs 493 with a 95 % CI of "1507 – 1507"."""
+    lb = compute_leaderboard([Battle("A", "B", "a")], bootstrap_rounds=100, seed=0)
+    t = lb.table.set_index("model")
+    assert 1000.0 < t.loc["A", "rating"] < 1100.0 and 900.0 < t.loc["B", "rating"] < 1000.0
+    assert t.loc["A", "rating"] - 1000.0 == pytest.approx(1000.0 - t.loc["B", "rating"])
+    width = t["ci_high"] - t["ci_low"]
+    assert (width > 200.0).all()  # honest: one vote says little
+    assert (t["ci_low"] < t["rating"]).all() and (t["rating"] < t["ci_high"]).all()
+    assert t["rank"].tolist() == [1, 1] and t["provisional"].all()
+    # the bootstrap alone is degenerate here (the single battle resamples to itself)
+    assert (lb.bootstrap.max() - lb.bootstrap.min()).max() == 0.0
+
+
+@pytest.mark.parametrize("rounds", [0, 1, 50])
+@pytest.mark.parametrize("n_battles", [1, 2, 5, 12])
+def test_every_interval_has_width(n_battles: int, rounds: int) -> None:
+    df = simulate({"p": 1100.0, "q": 1000.0, "r": 900.0, "s": 1000.0}, n_battles, seed=n_battles)
+    t = compute_leaderboard(df, bootstrap_rounds=rounds, seed=1).table
+    assert np.isfinite(t[["rating", "ci_low", "ci_high"]].to_numpy()).all()
+    assert ((t["ci_high"] - t["ci_low"]) > 50.0).all()
+    assert ((t["ci_low"] < t["rating"]) & (t["rating"] < t["ci_high"])).all()
+
+
+def test_prior_strength_and_l2_from_prior_sd() -> None:
+    assert l2_from_prior_sd(200.0) == pytest.approx(DEFAULT_L2)
+    assert DEFAULT_L2 == pytest.approx(1.0 / (200.0 * math.log(10.0) / 400.0) ** 2)
+    assert l2_from_prior_sd(math.inf) == 0.0
+    with pytest.raises(ValueError):
+        l2_from_prior_sd(0.0)
+    # Thousands of votes: the default prior moves the ratings by a fraction of an Elo point.
+    df = simulate(TRUE, 20_000, seed=11)
+    prior = compute_leaderboard(df, bootstrap_rounds=0).table.set_index("model")["rating"]
+    flat = compute_leaderboard(df, bootstrap_rounds=0, l2=0.0).table.set_index("model")["rating"]
+    assert (prior - flat).abs().max() < 1.0
+    # A stronger prior (smaller sd) pulls a one-vote winner less far from the anchor.
+    one = [Battle("A", "B", "a")]
+    near = compute_leaderboard(one, bootstrap_rounds=0, l2=l2_from_prior_sd(50.0)).table
+    far = compute_leaderboard(one, bootstrap_rounds=0).table
+    assert 0.0 < near["rating"].iloc[0] - 1000.0 < far["rating"].iloc[0] - 1000.0 < 100.0
+
+
+def test_provisional_below_the_threshold() -> None:
+    assert DEFAULT_MIN_BATTLES == 30
+    rows = [("A", "B", "a"), ("B", "A", "tie")] * 15 + [("A", "C", "b")] * 3  # A: 33, B: 30, C: 3
+    df = pd.DataFrame(rows, columns=["model_a", "model_b", "outcome"])
+    t = compute_leaderboard(df, bootstrap_rounds=10).table.set_index("model")
+    assert t["battles"].to_dict() == {"A": 33, "B": 30, "C": 3}
+    assert t["provisional"].to_dict() == {"A": False, "B": False, "C": True}
+    strict = compute_leaderboard(df, bootstrap_rounds=10, min_battles=31).table.set_index("model")
+    assert strict["provisional"].to_dict() == {"A": False, "B": True, "C": True}
+    assert t["provisional"].dtype == bool
+
+
+def test_laplace_sd_matches_the_numerical_hessian() -> None:
+    df = simulate({"x": 1100.0, "y": 1020.0, "z": 880.0, "w": 1000.0}, 60, seed=5)
+    models, W = pairwise_wins(df)
+    rating = fit_bradley_terry(W)
+    nat = math.log(10.0) / 400.0
+
+    def grad(r: np.ndarray) -> np.ndarray:  # gradient of the penalised log-likelihood (nat units)
+        P = expit(r[:, None] - r[None, :])
+        return (W - (W + W.T) * P).sum(axis=1) - DEFAULT_L2 * r
+
+    r0 = (rating - 1000.0) * nat
+    H = -np.array([approx_fprime(r0, lambda r, i=i: grad(r)[i], 1e-6) for i in range(len(models))])
+    C = np.eye(len(models)) - 1.0 / len(models)
+    expected = np.sqrt(np.diag(C @ np.linalg.inv(H) @ C)) / nat
+    np.testing.assert_allclose(laplace_sd(W, rating), expected, rtol=1e-4)
+
+
+def test_laplace_and_bootstrap_agree_with_many_battles(board) -> None:
+    boot_sd = board.bootstrap.std()
+    ratio = board.laplace_sd[boot_sd.index] / boot_sd
+    assert ratio.between(0.7, 1.5).all(), ratio
 
 
 # --------------------------------------------------------------------------- ties, both_bad

@@ -21,6 +21,7 @@ import torch
 from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
+BUCKET = 64  # decode attention runs over a row's length rounded up to this
 _STEP: contextvars.ContextVar[RowStep | None] = contextvars.ContextVar("row_step", default=None)
 
 
@@ -36,9 +37,9 @@ class RowKV:
         self, layer: int, key: torch.Tensor, value: torch.Tensor, at: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Store ``key``/``value`` (kv_heads, new, dim) at ``at``; return the filled keys and values."""
-        if layer not in self.layers:
-            shape = (key.shape[0], self.capacity, key.shape[2])
-            self.layers[layer] = (key.new_empty(shape), value.new_empty(shape[:2] + value.shape[2:]))
+        if layer not in self.layers:  # zeros: a masked position must never hold a NaN (0 × NaN is NaN)
+            shape = (key.shape[0], bucketed(self.capacity), key.shape[2])
+            self.layers[layer] = (key.new_zeros(shape), value.new_zeros(shape[:2] + value.shape[2:]))
         keys, values = self.layers[layer]
         end = at + key.shape[1]
         keys[:, at:end] = key
@@ -56,6 +57,8 @@ class RowStep:
     def attend(self, module, query, key, value) -> torch.Tensor:
         self.calls += 1
         heads, new, dim = query.shape[1], query.shape[2], query.shape[3]
+        if new == 1:
+            return self._decode(module, query, key, value)
         outputs = []
         for b, row in enumerate(self.rows):
             if row is None:
@@ -65,6 +68,26 @@ class RowStep:
             keys, values = cache.write(module.layer_idx, key[b], value[b], at)
             outputs.append(_attend_one(query[b], keys, values, at, module.scaling))
         return torch.stack(outputs)
+
+    def _decode(self, module, query, key, value) -> torch.Tensor:
+        """One new token per row. Rows whose lengths fall in the same bucket share one batched
+        product over that bucket's length (masked past each row's end): a row's numbers depend on
+        its own length's bucket, never on its neighbours."""
+        output = query.new_zeros(query.shape[0], 1, query.shape[1], query.shape[3])
+        groups: dict[int, list[int]] = {}
+        for b, row in enumerate(self.rows):
+            if row is not None:
+                cache, at = row
+                cache.write(module.layer_idx, key[b], value[b], at)
+                groups.setdefault(bucketed(at + 1), []).append(b)
+        for length, members in groups.items():
+            caches = [self.rows[b][0].layers[module.layer_idx] for b in members]
+            keys = torch.stack([k[:, :length] for k, _ in caches])
+            values = torch.stack([v[:, :length] for _, v in caches])
+            valid = torch.tensor([self.rows[b][1] + 1 for b in members], device=query.device)
+            visible = torch.arange(length, device=query.device)[None, :] < valid[:, None]
+            output[members] = _attend_rows(query[members], keys, values, visible, module.scaling)
+        return output
 
 
 def _attend_one(query, keys, values, at: int, scaling: float) -> torch.Tensor:
@@ -79,6 +102,21 @@ def _attend_one(query, keys, values, at: int, scaling: float) -> torch.Tensor:
         scores = scores.view(kv_heads, -1, total)
     weights = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
     return torch.matmul(weights, values).view(heads, new, dim).transpose(0, 1)
+
+
+def _attend_rows(query, keys, values, visible, scaling: float) -> torch.Tensor:
+    """Single-token attention of rows (rows, heads, 1, dim) over (rows, kv_heads, length, dim)."""
+    rows, heads, _, dim = query.shape
+    kv_heads = keys.shape[1]
+    grouped = query.reshape(rows, kv_heads, heads // kv_heads, dim)
+    scores = torch.matmul(grouped, keys.transpose(2, 3)) * scaling  # (rows, kv_heads, group, length)
+    scores = scores.masked_fill(~visible[:, None, None, :], float("-inf"))
+    weights = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+    return torch.matmul(weights, values).reshape(rows, heads, dim)[:, None]
+
+
+def bucketed(length: int, bucket: int = BUCKET) -> int:
+    return -(-length // bucket) * bucket
 
 
 def _dispatch(module, query, key, value, attention_mask, **kwargs):

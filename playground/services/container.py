@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
+import threading
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -75,6 +77,13 @@ def preload(registry: PresetRegistry, cache: ModelCache, names: list[str]) -> No
             registry.mark_unavailable(name, str(exc))
 
 
+def _warm_up(leaderboard: LeaderboardService) -> None:
+    try:
+        leaderboard.warm_up()
+    except Exception:  # noqa: BLE001 - the first refresh will read (and report) it instead
+        logging.getLogger(__name__).exception("the leaderboard's warm-up read failed")
+
+
 def build_services(settings: Settings) -> Services:
     registry = PresetRegistry.from_folders(settings.presets_dir, settings.user_presets_dir)
     for name in settings.columns:
@@ -100,6 +109,16 @@ def build_services(settings: Settings) -> Services:
     chat = ChatService(registry, cache, store, backend, settings.limits)
     compare = CompareService(chat, store)
     feedback = FeedbackService(store)
+    leaderboard = LeaderboardService(
+        store,
+        registry,
+        settings.bootstrap_rounds,
+        prior_sd=settings.leaderboard_prior_sd,
+        min_battles=settings.leaderboard_min_battles,
+        style_control=settings.style_control,
+    )
+    # the first leaderboard reads every voted answer (~2 s for 200k): done now, off the request path
+    threading.Thread(target=_warm_up, args=(leaderboard,), daemon=True, name="leaderboard-warm-up").start()
     return Services(
         settings=settings,
         registry=registry,
@@ -111,7 +130,7 @@ def build_services(settings: Settings) -> Services:
         presets=PresetService(registry, settings.user_presets_dir, settings.cache_dir),
         runs=RunRegistry(),
         arena=ArenaService(registry, compare, store, settings.arena_pool, settings.arena_weights),
-        leaderboard=LeaderboardService(store, registry, settings.bootstrap_rounds),
+        leaderboard=leaderboard,
         notebook=NotebookService(chat, store, feedback, settings.notebook_batch_rows),
         gate=Gate(settings.limits),
     )

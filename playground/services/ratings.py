@@ -18,22 +18,43 @@ Conventions
 * **Ties and both_bad** each count as half a win for each side in the ratings (both Bradley–
   Terry and online Elo) and in win rates. They are still counted separately in the stats
   (``ties``, ``both_bad``, ``both_bad_rate``), never merged.
-* **Regularisation.** The Bradley–Terry fit maximises
+* **Prior (regularisation).** The Bradley–Terry fit maximises the penalised log-likelihood
   ``sum_ij W_ij * log P(i beats j) - l2 / 2 * sum_i r_i ** 2`` where ``r`` is the rating in
   natural-log units (``r = (R - 1000) * ln(10) / 400``) and ``W_ij`` is the number of (half)
-  wins of ``i`` over ``j``. The default ``l2 = 1e-3`` is a very weak Gaussian prior (sd ≈ 5500
-  Elo) that keeps ratings finite when a model has only wins or only losses, and pulls
-  never-compared groups of models to the same anchor; with a few hundred battles per pair
-  it moves ratings by well under 0.1 Elo. ``l2=0`` gives the plain maximum-likelihood
-  estimate, which only exists when the "beat or tied" graph is strongly connected; a
-  ``ValueError`` is raised otherwise.
-* **Intervals.** 95 % percentile bootstrap over battles (battles are resampled with
-  replacement, as multinomial counts over the distinct (winner, loser) / tied-pair cells).
-  Deterministic for a fixed ``seed`` (``numpy.random.default_rng(seed)``). A model that
-  is absent from a resample gets NaN in that round and the quantiles skip it. With
-  ``bootstrap_rounds=0`` the intervals are NaN.
-* **Rank.** ``rank = 1 + number of models whose ci_low is above my ci_high`` (with no
-  intervals, the point ratings are used as both bounds).
+  wins of ``i`` over ``j``: a Gaussian prior ``r_i ~ N(0, 1 / l2)`` around the anchor. The
+  default is a prior sd of :data:`DEFAULT_PRIOR_SD` = 200 Elo (``l2 = 1 / (200 * ln 10 /
+  400) ** 2 ≈ 0.75``), about the spread of real arena ratings. Its weight is that of ~3 tied
+  battles per model (a battle at even odds carries information 1/4), so:
+
+  - one single vote moves the two models to about ±70 Elo (not ±500, the old almost-MLE
+    answer to "1 win, 0 losses");
+  - a model with 30 battles is shrunk towards the anchor by ~10 %, one with 300 battles by
+    ~1.5 %, one with 3000 by ~0.15 %: with 1000s of votes the prior is negligible;
+  - ratings stay finite when a model has only wins or only losses, and never-compared groups
+    of models are pulled to the same anchor.
+
+  ``l2=0`` gives the plain maximum-likelihood estimate, which only exists when the "beat or
+  tied" graph is strongly connected; a ``ValueError`` is raised otherwise.
+* **Provisional.** A model with fewer than ``min_battles`` battles (default
+  :data:`DEFAULT_MIN_BATTLES` = 30) is flagged ``provisional``: below that the prior still
+  makes up more than ~10 % of the rating's precision (30 even battles carry information
+  7.5 against the prior's 0.75), i.e. the number is partly the prior's, and its 95 % interval
+  is wider than about ±120 Elo.
+* **Intervals.** Two intervals are computed and their union is reported, so an interval is
+  never narrower than either method says:
+
+  - 95 % percentile bootstrap over battles (battles are resampled with replacement, as
+    multinomial counts over the distinct (winner, loser) / tied-pair cells). Deterministic for
+    a fixed ``seed`` (``numpy.random.default_rng(seed)``). A model that is absent from a
+    resample gets NaN in that round and the quantiles skip it. A bootstrap of few battles is
+    overconfident (a single vote resamples to itself: width 0).
+  - Laplace: ``rating ± z * sd`` with ``sd`` from the inverse Hessian of the penalised
+    log-likelihood at the estimate (restricted to centred ratings, i.e. the anchor is fixed).
+    It includes the prior, so it is never of width 0 (a model with no information gets the
+    prior's ±1.96 * 200 Elo), and it matches the bootstrap when battles are many.
+
+  With ``bootstrap_rounds=0`` only the Laplace interval is used.
+* **Rank.** ``rank = 1 + number of models whose ci_low is above my ci_high``.
 * **Online Elo** processes battles in the given row order (sort by time before calling).
 """
 
@@ -50,12 +71,25 @@ import pandas as pd
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 from scipy.special import expit
+from scipy.stats import norm
 
 OUTCOMES: tuple[str, ...] = ("a", "b", "tie", "both_bad")
 ANCHOR = 1000.0
 ELO_SCALE = 400.0
-DEFAULT_L2 = 1e-3
 _NAT = math.log(10.0) / ELO_SCALE  # natural-log units per Elo point
+DEFAULT_PRIOR_SD = 200.0  # Elo; see "Prior" in the module docstring
+DEFAULT_MIN_BATTLES = 30  # fewer battles: provisional; see "Provisional" in the module docstring
+
+
+def l2_from_prior_sd(prior_sd: float) -> float:
+    """The penalty ``l2`` of a Gaussian prior with standard deviation ``prior_sd`` (Elo points);
+    ``inf`` (no prior) gives 0."""
+    if not prior_sd > 0:
+        raise ValueError("prior_sd must be > 0 (use math.inf for no prior)")
+    return 0.0 if math.isinf(prior_sd) else 1.0 / (prior_sd * _NAT) ** 2
+
+
+DEFAULT_L2 = l2_from_prior_sd(DEFAULT_PRIOR_SD)
 
 LEADERBOARD_COLUMNS: tuple[str, ...] = (
     "rank",
@@ -65,6 +99,7 @@ LEADERBOARD_COLUMNS: tuple[str, ...] = (
     "ci_high",
     "elo",
     "battles",
+    "provisional",
     "wins",
     "win_rate",
     "ties",
@@ -79,6 +114,7 @@ _DTYPES: dict[str, str] = {
     "ci_high": "float64",
     "elo": "float64",
     "battles": "int64",
+    "provisional": "bool",
     "wins": "int64",
     "win_rate": "float64",
     "ties": "int64",
@@ -107,7 +143,9 @@ class Leaderboard:
     fraction of their battles the row model won against the column model (ties and
     both_bad count half), NaN on the diagonal and for pairs that never met.
     ``bootstrap`` holds one row per bootstrap round, one column per model (table order),
-    NaN where the model was absent from that resample.
+    NaN where the model was absent from that resample. ``laplace_sd`` is each model's Laplace
+    standard deviation (Elo, table order); ``l2`` the prior's penalty and ``min_battles`` the
+    provisional threshold the table was computed with.
     """
 
     table: pd.DataFrame
@@ -117,6 +155,9 @@ class Leaderboard:
     n_battles: int
     bootstrap_rounds: int
     seed: int | None
+    laplace_sd: pd.Series | None = None
+    l2: float = DEFAULT_L2
+    min_battles: int = DEFAULT_MIN_BATTLES
 
     @property
     def models(self) -> list[str]:
@@ -327,6 +368,37 @@ def fit_bradley_terry(wins: np.ndarray, *, l2: float = DEFAULT_L2, anchor: float
     return ratings[0] if single else ratings
 
 
+def laplace_sd(wins: np.ndarray, ratings: np.ndarray, *, l2: float = DEFAULT_L2) -> np.ndarray:
+    """Laplace standard deviations (Elo) of fitted ratings, with the anchor (mean) held fixed.
+
+    The covariance of the ratings in natural-log units is the inverse of the negative Hessian
+    of the penalised log-likelihood at ``ratings``, ``H = L + l2 * I`` with ``L`` the weighted
+    Laplacian ``L_ii = sum_j V_ij``, ``L_ij = -V_ij``, ``V_ij = N_ij * p_ij * (1 - p_ij)``
+    (``N`` = battles between i and j). Centring ``C = I - 11'/n`` gives the covariance of the
+    anchored ratings, ``C H^-1 C = C (H + 11'/n)^-1 C`` (the second form also works for
+    ``l2 = 0`` on a connected graph; otherwise the result is ``inf``). Ties count as half a win
+    each side, as in the fit; their real variance is smaller, so this errs on the wide side.
+    """
+    W = np.asarray(wins, dtype=np.float64)
+    n = W.shape[0]
+    if n == 0:
+        return np.empty(0)
+    r = (np.asarray(ratings, dtype=np.float64) - np.mean(ratings)) * _NAT
+    P = expit(r[:, None] - r[None, :])
+    V = (W + W.T) * P * (1.0 - P)
+    H = np.diag(V.sum(axis=1)) - V + l2 * np.eye(n) + np.full((n, n), 1.0 / n)
+    C = np.eye(n) - 1.0 / n
+    try:
+        cov = C @ np.linalg.inv(H) @ C
+    except np.linalg.LinAlgError:
+        return np.full(n, np.inf)
+    if l2 == 0.0 and n > 1:
+        n_comp, _ = connected_components(sparse.csr_matrix(V > 0), directed=False)
+        if n_comp > 1:
+            return np.full(n, np.inf)
+    return np.sqrt(np.clip(np.diag(cov), 0.0, None)) / _NAT
+
+
 def bootstrap_ratings(
     battles: Any, rounds: int = 100, seed: int | None = 0, *, l2: float = DEFAULT_L2
 ) -> tuple[list[str], np.ndarray]:
@@ -350,6 +422,23 @@ def _bootstrap(enc: _Encoded, rounds: int, seed: int | None, l2: float) -> np.nd
     absent = (W.sum(axis=2) + W.sum(axis=1)) == 0
     ratings[absent] = np.nan
     return ratings
+
+
+def combined_intervals(
+    rating: np.ndarray, sd: np.ndarray, boot: np.ndarray, confidence: float = 0.95
+) -> tuple[np.ndarray, np.ndarray]:
+    """The union of the Laplace interval ``rating ± z * sd`` and the bootstrap percentile
+    interval of ``boot`` (rounds × models, NaN = absent; no rounds: Laplace only)."""
+    z = float(norm.ppf(0.5 + confidence / 2.0))
+    low, high = rating - z * sd, rating + z * sd
+    if len(boot):
+        alpha = (1.0 - confidence) / 2.0
+        with warnings.catch_warnings():  # all-NaN column: model absent from every round
+            warnings.simplefilter("ignore", RuntimeWarning)
+            b_low, b_high = np.nanquantile(boot, [alpha, 1.0 - alpha], axis=0)
+        low = np.fmin(low, b_low)
+        high = np.fmax(high, b_high)
+    return low, high
 
 
 def rank_from_intervals(ci_low: Any, ci_high: Any) -> np.ndarray:
@@ -458,6 +547,7 @@ def compute_leaderboard(
     l2: float = DEFAULT_L2,
     elo_k: float = 4.0,
     confidence: float = 0.95,
+    min_battles: int = DEFAULT_MIN_BATTLES,
 ) -> Leaderboard:
     """Fit everything for the leaderboard; see the module docstring for the conventions.
 
@@ -471,16 +561,10 @@ def compute_leaderboard(
     n = enc.n
     W = _win_matrix(enc)
     rating = fit_bradley_terry(W, l2=l2) if n else np.empty(0)
+    sd = laplace_sd(W, rating, l2=l2)
     boot = _bootstrap(enc, bootstrap_rounds, seed, l2)
-    if len(boot):
-        alpha = (1.0 - confidence) / 2.0
-        with warnings.catch_warnings():  # all-NaN column: model absent from every round
-            warnings.simplefilter("ignore", RuntimeWarning)
-            ci_low, ci_high = np.nanquantile(boot, [alpha, 1.0 - alpha], axis=0)
-        rank = rank_from_intervals(ci_low, ci_high)
-    else:
-        ci_low = ci_high = np.full(n, np.nan)
-        rank = rank_from_intervals(rating, rating)
+    ci_low, ci_high = combined_intervals(rating, sd, boot, confidence)
+    rank = rank_from_intervals(ci_low, ci_high)
     stats = _stats(enc)
     table = pd.DataFrame(
         {
@@ -491,6 +575,7 @@ def compute_leaderboard(
             "ci_high": ci_high,
             "elo": _online_elo(enc, elo_k, ANCHOR, ELO_SCALE),
             **{c: stats[c].to_numpy() for c in _STATS_COLUMNS},
+            "provisional": stats["battles"].to_numpy() < min_battles,
         },
         columns=list(LEADERBOARD_COLUMNS),
     )
@@ -507,4 +592,7 @@ def compute_leaderboard(
         n_battles=len(enc.oc),
         bootstrap_rounds=int(bootstrap_rounds),
         seed=seed,
+        laplace_sd=pd.Series(sd[order], index=pd.Index(names, name="model"), name="laplace_sd"),
+        l2=l2,
+        min_battles=int(min_battles),
     )

@@ -66,29 +66,52 @@ def win_rate_heatmap(
     return fig
 
 
-def ratings_chart(table: pd.DataFrame, *, title: str = "Bradley–Terry rating (95% CI)") -> go.Figure:
-    """Ratings with asymmetric bootstrap error bars, sorted by rating (highest first).
+def ratings_chart(
+    table: pd.DataFrame, *, title: str = "Bradley–Terry rating (95% CI)", style: bool = False
+) -> go.Figure:
+    """Ratings with asymmetric error bars, sorted by rating (highest first).
 
-    ``table`` needs ``model, rating, ci_low, ci_high`` (a leaderboard table). NaN intervals
-    (no bootstrap) are drawn without bars.
+    ``table`` needs ``model, rating, ci_low, ci_high`` (a leaderboard table). NaN intervals are
+    drawn without bars. Provisional models (a ``provisional`` column, if any) get open markers.
+    With ``style``, the style-controlled ratings (``sc_rating, sc_ci_low, sc_ci_high``) are drawn
+    next to each model's rating as a second series.
     """
     if table.empty:
         return _empty_figure(title)
     t = table.sort_values(["rating", "model"], ascending=[False, True], kind="stable")
-    rating = t["rating"].to_numpy(dtype=np.float64)
-    upper = np.nan_to_num(t["ci_high"].to_numpy(dtype=np.float64) - rating)
-    lower = np.nan_to_num(rating - t["ci_low"].to_numpy(dtype=np.float64))
-    fig = go.Figure(
-        go.Scatter(
-            x=t["model"].astype(str).tolist(),
-            y=rating,
-            mode="markers",
-            marker={"size": 9},
-            error_y={"type": "data", "symmetric": False, "array": upper, "arrayminus": lower},
-            customdata=np.stack([t["ci_low"].to_numpy(), t["ci_high"].to_numpy()], axis=1),
-            hovertemplate="%{x}<br>rating %{y:.0f}<br>95% CI %{customdata[0]:.0f} – %{customdata[1]:.0f}"
-            "<extra></extra>",
+    models = t["model"].astype(str).tolist()
+    provisional = t["provisional"].to_numpy(dtype=bool) if "provisional" in t else np.zeros(len(t), bool)
+    series = [("rating", "ci_low", "ci_high", "rating", "circle")]
+    if style:
+        series.append(("sc_rating", "sc_ci_low", "sc_ci_high", "style-controlled", "diamond"))
+    fig = go.Figure()
+    for value, low, high, name, symbol in series:
+        rating = t[value].to_numpy(dtype=np.float64)
+        ci_low, ci_high = t[low].to_numpy(dtype=np.float64), t[high].to_numpy(dtype=np.float64)
+        note = np.where(provisional, " (provisional)", "")
+        fig.add_trace(
+            go.Scatter(
+                x=models,
+                y=rating,
+                name=name,
+                mode="markers",
+                marker={"size": 9, "symbol": [f"{symbol}-open" if p else symbol for p in provisional]},
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": np.nan_to_num(ci_high - rating),
+                    "arrayminus": np.nan_to_num(rating - ci_low),
+                },
+                customdata=[[lo, hi, text] for lo, hi, text in zip(ci_low, ci_high, note, strict=True)],
+                hovertemplate=f"%{{x}}%{{customdata[2]}}<br>{name} %{{y:.0f}}<br>95% CI %{{customdata[0]:.0f}} – "
+                "%{customdata[1]:.0f}<extra></extra>",
+            )
         )
+    fig.update_layout(
+        title=title,
+        xaxis={"title": "model"},
+        yaxis={"title": "rating"},
+        showlegend=style,
+        scattermode="group" if style else None,
     )
-    fig.update_layout(title=title, xaxis={"title": "model"}, yaxis={"title": "rating"})
     return fig

@@ -1,4 +1,9 @@
-"""The Leaderboard tab: Bradley–Terry ratings from the stored votes, with filters and two plots."""
+"""The Leaderboard tab: Bradley–Terry ratings from the stored votes, with filters and two plots.
+
+Models with few battles are marked provisional; the "Style control" checkbox adds the
+style-controlled ranking (ratings with answer length and markdown factored out) next to the usual
+one, in the table and in the ratings plot.
+"""
 
 from __future__ import annotations
 
@@ -9,24 +14,29 @@ from playground.services.container import Services
 from playground.services.leaderboard import LeaderboardFilters, LeaderboardResult
 from playground.ui.common import user_errors
 
-HEADERS = [
-    "Rank",
-    "Model",
-    "Rating",
-    "95% CI",
-    "Online Elo",
-    "Battles",
-    "Win rate",
-    "Ties",
-    "Both bad",
-    "Avg chars",
-    "Median TTFT",
-    "Median tok/s",
-    "👍 rate",
-    "Mean score",
-]
+PROVISIONAL = "⚠ provisional"
 
-WIDTHS = ["4%", "21%", "6%", "9%", "6%", "6%", "6%", "5%", "7%", "6%", "7%", "6%", "6%", "5%"]
+# (header, width, width with style control) of the table's columns
+COLUMNS = [
+    ("Rank", "4%", "4%"),
+    ("Model", "19%", "14%"),
+    ("Rating", "6%", "5%"),
+    ("95% CI", "8%", "8%"),
+    ("Online Elo", "6%", "5%"),
+    ("Battles", "6%", "5%"),
+    ("Win rate", "6%", "5%"),
+    ("Ties", "5%", "4%"),
+    ("Both bad", "7%", "6%"),
+    ("Avg chars", "6%", "5%"),
+    ("Median TTFT", "7%", "6%"),
+    ("Median tok/s", "6%", "5%"),
+    ("👍 rate", "7%", "5%"),
+    ("Mean score", "7%", "5%"),
+]
+# with style control, after the 95% CI: the style-controlled (SC) ranking
+STYLE_COLUMNS = [("Rank (SC)", "5%"), ("Rating (SC)", "5%"), ("95% CI (SC)", "8%")]
+HEADERS = [header for header, _, _ in COLUMNS]
+WIDTHS = [width for _, width, _ in COLUMNS]
 
 
 def _plural(n: int, word: str) -> str:
@@ -37,11 +47,27 @@ def _num(value: float, fmt: str) -> str:
     return "–" if pd.isna(value) else format(value, fmt)
 
 
-def display_table(result: LeaderboardResult) -> pd.DataFrame:
-    rows = [
-        [
+def headers(style: bool) -> list[str]:
+    return HEADERS[:4] + [h for h, _ in STYLE_COLUMNS] + HEADERS[4:] if style else list(HEADERS)
+
+
+def widths(style: bool) -> list[str]:
+    if not style:
+        return list(WIDTHS)
+    narrow = [width for _, _, width in COLUMNS]
+    return narrow[:4] + [width for _, width in STYLE_COLUMNS] + narrow[4:]
+
+
+def display_table(result: LeaderboardResult, style: bool = False) -> pd.DataFrame:
+    """The table as shown; with ``style`` (and a style-controlled fit) three more columns after
+    the rating's: rank, rating and 95% CI with style controlled."""
+    style = style and result.style is not None
+    rows = []
+    for r in result.table.itertuples():
+        name = r.display_name if r.display_name == r.model else f"{r.display_name} ({r.model})"
+        row = [
             int(r.rank),
-            r.display_name if r.display_name == r.model else f"{r.display_name} ({r.model})",
+            f"{name} {PROVISIONAL}" if r.provisional else name,
             _num(r.rating, ".0f"),
             f"{_num(r.ci_low, '.0f')} – {_num(r.ci_high, '.0f')}",
             _num(r.elo, ".0f"),
@@ -55,23 +81,50 @@ def display_table(result: LeaderboardResult) -> pd.DataFrame:
             "–" if pd.isna(r.like_rate) else f"{r.like_rate:.0%} of {int(r.ratings)}",
             "–" if pd.isna(r.mean_score) else f"{r.mean_score:.2f} ({int(r.scores)})",
         ]
-        for r in result.table.itertuples()
-    ]
-    return pd.DataFrame(rows, columns=HEADERS)
+        if style:
+            row[4:4] = [
+                "–" if pd.isna(r.sc_rank) else int(r.sc_rank),
+                _num(r.sc_rating, ".0f"),
+                f"{_num(r.sc_ci_low, '.0f')} – {_num(r.sc_ci_high, '.0f')}",
+            ]
+        rows.append(row)
+    return pd.DataFrame(rows, columns=headers(style))
 
 
-def summary_line(result: LeaderboardResult) -> str:
+def summary_line(result: LeaderboardResult, style: bool = False) -> str:
     f = result.filters
     counted = ["anonymous arena votes"] + (["named side-by-side votes"] if f.include_compare else [])
     leaked = "included" if f.include_leaked else "left out"
     if result.table.empty:
         return f"No battles yet in {' and '.join(counted)} (identity-leaked votes {leaked})."
     rounds = result.board.bootstrap_rounds
-    return (
+    line = (
         f"{_plural(len(result.table), 'model')} · {_plural(result.battles, 'battle')} from "
         f"{_plural(result.votes, 'vote')} "
-        f"({' and '.join(counted)}; identity-leaked votes {leaked}) · 95% CI from {rounds} bootstrap rounds · "
-        "rank = 1 + models whose CI lies entirely above."
+        f"({' and '.join(counted)}; identity-leaked votes {leaked}) · 95% CI: the wider of {rounds} "
+        "bootstrap rounds and the Laplace interval · rank = 1 + models whose CI lies entirely above · "
+        f"{PROVISIONAL}: fewer than {result.board.min_battles} battles, the rating still leans on the prior."
+    )
+    if style:
+        line += "\n\n" + style_line(result)
+    return line
+
+
+def style_line(result: LeaderboardResult) -> str:
+    """What style control did: the battles it could use and the style coefficients."""
+    sc = result.style
+    if sc is None:
+        return "Style control: no counted battle has both answers stored."
+    effects = ", ".join(
+        f"{feature} {row.elo:+.0f} ({row.elo_ci_low:+.0f} … {row.elo_ci_high:+.0f})"
+        for feature, row in sc.coefficients.iterrows()
+        if not pd.isna(row.coef)
+    )
+    return (
+        f"Style control (SC): {sc.styled_battles} of {sc.n_battles} battles have both answers stored. "
+        "Style-controlled ratings factor out the answers' length and markdown (headers, list items, "
+        "bold); the effect of a typical (RMS) style difference, in Elo points (95% CI): "
+        f"{effects or 'none'}."
     )
 
 
@@ -83,6 +136,13 @@ def build_leaderboard_tab(services: Services, refresh_on: list) -> None:
         )
         include_leaked = gr.Checkbox(
             False, label="Include votes where an answer named its model", elem_id="lb-include-leaked"
+        )
+        style_control = gr.Checkbox(
+            False,
+            label="Style control",
+            info="also rank with answer length and markdown factored out",
+            visible=getattr(services.leaderboard, "style_control", True),
+            elem_id="lb-style-control",
         )
         since = gr.DateTime(None, include_time=False, type="string", label="From (UTC)", elem_id="lb-since")
         until = gr.DateTime(None, include_time=False, type="string", label="To (UTC)", elem_id="lb-until")
@@ -101,10 +161,16 @@ def build_leaderboard_tab(services: Services, refresh_on: list) -> None:
         heatmap = gr.Plot(label="Win rates", elem_id="lb-winrates")
 
     @user_errors
-    def refresh(with_compare: bool, with_leaked: bool, start, end):
+    def refresh(with_compare: bool, with_leaked: bool, with_style: bool, start, end):
         filters = LeaderboardFilters.parse(with_compare, with_leaked, start, end)
-        result = services.leaderboard.compute(filters)
-        return summary_line(result), display_table(result), result.ratings_figure(), result.win_rate_figure()
+        result = services.leaderboard.compute(filters, style_control=bool(with_style))
+        shown = bool(with_style) and result.style is not None
+        return (
+            summary_line(result, style=bool(with_style)),
+            gr.Dataframe(display_table(result, style=shown), column_widths=widths(shown)),
+            result.ratings_figure(style=shown),
+            result.win_rate_figure(),
+        )
 
     gr.on(
         [
@@ -112,11 +178,12 @@ def build_leaderboard_tab(services: Services, refresh_on: list) -> None:
             refresh_btn.click,
             include_compare.change,
             include_leaked.change,
+            style_control.change,
             since.change,
             until.change,
         ],
         refresh,
-        [include_compare, include_leaked, since, until],
+        [include_compare, include_leaked, style_control, since, until],
         [summary, table, ratings_plot, heatmap],
         api_visibility="private",
     )
