@@ -1,16 +1,26 @@
-"""Command-line entry: settings from flags and env → services → Gradio app → launch. No logic."""
+"""Command-line entry: settings from flags and env → services → Gradio app → launch. No logic.
+
+``python app.py export …`` writes the stored data out instead (see ``export_main``).
+"""
 
 from __future__ import annotations
 
+import argparse
+import os
 import sys
+from pathlib import Path
 
 from playground.errors import PlaygroundError
-from playground.services.container import build_services
 from playground.settings import Settings
-from playground.ui.app import CSS, build_app
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "export":
+        return export_main(argv[1:])
+    from playground.services.container import build_services
+    from playground.ui.app import CSS, build_app
+
     settings = Settings.from_args(argv)
     try:
         services = build_services(settings)
@@ -26,4 +36,41 @@ def main(argv: list[str] | None = None) -> int:
     build_app(services).launch(
         server_name=settings.host, server_port=settings.port, share=settings.share, auth=auth, css=CSS
     )
+    return 0
+
+
+def export_main(argv: list[str]) -> int:
+    """``app.py export --format F --out FILE [--since DATE] [--mode MODE] [--db URL]``: stream the
+    stored conversations out in one format (only reads; the database must exist)."""
+    from playground.services.export import (
+        FORMATS,
+        MODES,
+        ExportFilter,
+        export_to_file,
+        open_database,
+        write_export,
+    )
+
+    parser = argparse.ArgumentParser(prog="app.py export", description=export_main.__doc__.split("\n")[0])
+    parser.add_argument("--format", required=True, choices=FORMATS, help="jsonl, csv, dpo or sharegpt")
+    parser.add_argument("--out", required=True, help="file to write ('-' for standard output)")
+    parser.add_argument("--since", default="", help="only conversations from this day on (YYYY-MM-DD, UTC)")
+    parser.add_argument("--mode", default="", help=f"only one kind of conversation: {', '.join(MODES)}")
+    parser.add_argument(
+        "--db",
+        default=os.environ.get("PLAYGROUND_DB", Settings.db),
+        help="SQLAlchemy URL or SQLite file path",
+    )
+    args = parser.parse_args(argv)
+    try:
+        flt = ExportFilter.parse(args.since, args.mode)
+        engine = open_database(args.db)
+        if args.out == "-":
+            n = write_export(engine, args.format, sys.stdout, flt)
+        else:
+            n = export_to_file(engine, args.format, Path(args.out), flt)
+    except PlaygroundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {n} {args.format} record(s) to {args.out}", file=sys.stderr)
     return 0

@@ -23,6 +23,15 @@ def _env_float(name: str) -> float | None:
     return float(value) if value else None
 
 
+def _open_data(flag: bool | None, share: bool) -> bool:
+    """Exports show every visitor's conversations: on by default only where the app is private."""
+    if flag is not None:
+        return flag
+    if os.environ.get("PLAYGROUND_OPEN_DATA"):
+        return os.environ["PLAYGROUND_OPEN_DATA"] not in ("0", "false", "no")
+    return not (share or os.environ.get("SPACE_ID"))
+
+
 @dataclass
 class Settings:
     host: str = "127.0.0.1"
@@ -51,6 +60,7 @@ class Settings:
     sync_every_min: float = 5.0
     preload: list[str] = field(default_factory=list)  # presets loaded at start-up (a Space loads them here)
     limits: Limits = field(default_factory=Limits)  # abuse limits for public and shared use
+    open_data: bool = True  # the Data tab (export, replay) and /replay; off by default on a Space or --share
 
     @classmethod
     def from_args(cls, argv: list[str] | None = None) -> Settings:
@@ -140,6 +150,13 @@ class Settings:
             default=",".join(_env_list("PLAYGROUND_PRELOAD") or []),
             help="comma-separated presets to load at start-up (on ZeroGPU: moved to the GPU the way it expects)",
         )
+        parser.add_argument(
+            "--open-data",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="offer the Data tab (exports of every stored conversation) and /replay; "
+            "default: on, off on a Space or with --share",
+        )
         limit = Limits()
         for flag, name, help_text in (
             ("--max-input-chars", "max_input_chars", "longest message (characters) a visitor may send"),
@@ -190,6 +207,7 @@ class Settings:
             sync_repo=args.sync_repo,
             sync_every_min=args.sync_every_min,
             preload=[p.strip() for p in args.preload.split(",") if p.strip()],
+            open_data=_open_data(args.open_data, args.share),
             limits=Limits(
                 max_input_chars=args.max_input_chars,
                 max_turns=args.max_turns,

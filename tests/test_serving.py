@@ -9,6 +9,7 @@ import time
 import pytest
 
 from playground.engine.backends import LocalBackend
+from playground.engine.loader import LoadRequest
 from playground.engine.params import GenerationParams
 from playground.engine.sampling import pick_token
 from playground.engine.serving import ServingEngine, probe
@@ -151,3 +152,25 @@ def test_pick_token_keeps_the_nucleus():
         pick_token(logits, torch.tensor([0]), GenerationParams(do_sample=False, repetition_penalty=2.0), None)
         == 1
     )
+
+
+def test_concurrent_api_calls_are_batched_and_reproduce(live_app, services):
+    """Through the app: 4 clients at once get the texts they get one at a time (seeded sampling)."""
+    import json
+
+    from gradio_client import Client
+
+    clients = [Client(live_app, verbose=False) for _ in range(4)]
+
+    def ask(k: int) -> str:
+        params = json.dumps({"max_new_tokens": 20, "do_sample": True, "temperature": 0.9, "seed": 77 + k})
+        messages = json.dumps([{"role": "user", "content": QUESTIONS[k]}])
+        return clients[k].predict("smollm2-135m-instruct", messages, params, None, api_name="/generate")
+
+    alone = [ask(k) for k in range(4)]
+    preset = services.registry.get("smollm2-135m-instruct")
+    engine = services.chat.backend.engine(services.cache.get(LoadRequest.from_spec(preset.model)))
+    steps = engine.steps
+    together = concurrently([lambda k=k: ask(k) for k in range(4)])
+    assert together == alone and all(alone)
+    assert engine.steps - steps < 4 * 19  # fewer forward passes than tokens: they were batched

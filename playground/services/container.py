@@ -25,6 +25,7 @@ from playground.services.leaderboard import LeaderboardService
 from playground.services.limits import Gate
 from playground.services.notebook import NotebookService
 from playground.services.presets import PresetService
+from playground.services.replay import ReplayService
 from playground.services.runs import RunRegistry
 from playground.settings import Settings
 from playground.store.db import Store
@@ -45,6 +46,7 @@ class Services:
     leaderboard: LeaderboardService
     notebook: NotebookService
     gate: Gate  # per-visitor limits on concurrent generations and votes
+    replay: ReplayService
 
 
 def check_zerogpu_fit(registry: PresetRegistry, device: DeviceInfo, slot_bytes: int = SLOT_BYTES) -> None:
@@ -133,4 +135,5 @@ def build_services(settings: Settings) -> Services:
         leaderboard=leaderboard,
         notebook=NotebookService(chat, store, feedback, settings.notebook_batch_rows),
         gate=Gate(settings.limits),
+        replay=ReplayService(chat),
     )

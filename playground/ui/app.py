@@ -10,6 +10,7 @@ from playground.ui.api import register_api
 from playground.ui.arena_api import register_arena_api
 from playground.ui.arena_tab import build_arena_tab
 from playground.ui.compare_tab import build_compare_tab
+from playground.ui.data_tab import build_data_tab, register_data_api
 from playground.ui.leaderboard_tab import build_leaderboard_tab
 from playground.ui.notebook_api import register_notebook_api
 from playground.ui.notebook_tab import build_notebook_tab
@@ -30,6 +31,7 @@ def build_app(services: Services) -> gr.Blocks:
         register_api(services)
         register_arena_api(services)
         register_notebook_api(services)
+        register_data_api(services)
         with gr.Tabs():
             with gr.Tab("Compare", id="compare"):
                 dropdowns = build_compare_tab(services)
@@ -39,8 +41,12 @@ def build_app(services: Services) -> gr.Blocks:
                 arena = build_arena_tab(services)
             with gr.Tab("Leaderboard", id="leaderboard") as board_tab:
                 build_leaderboard_tab(services, refresh_on=[board_tab.select, arena.voted.change])
+            if services.settings.open_data:
+                with gr.Tab("Data", id="data"):
+                    build_data_tab(services)
             with gr.Tab("Presets", id="presets"):
                 build_presets_tab(services, [*dropdowns, notebook_models])
+        demo.load(*arena.on_load, api_visibility="private")
     demo.queue(default_concurrency_limit=8)
     _calm_queue_polling(demo)
     return demo

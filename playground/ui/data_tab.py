@@ -1,0 +1,112 @@
+"""The Data tab and ``/replay``: stored conversations out as files, and any stored answer re-run.
+
+Exports are written row by row by ``services/export.py`` into a temporary file, then offered as
+a download; arena battles without a vote are left out (their names are still secret). Both are
+offered only with ``open_data`` (off on a Space or a share link: an export holds every visitor's
+conversations).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import gradio as gr
+
+from playground.errors import PlaygroundError
+from playground.services.container import Services
+from playground.services.export import EXTENSIONS, FORMATS, MODES, ExportFilter, export_to_file
+from playground.services.replay import ReplayResult
+from playground.ui.common import GENERATION, generation_slot, user_errors
+
+CLOSED = "data export and replay are turned off on this public deployment (start the app with --open-data)"
+
+
+def register_data_api(services: Services) -> None:
+    @user_errors
+    @generation_slot(services.gate)
+    def replay(turn_id: int, request: gr.Request = None) -> Iterator[dict]:
+        """Re-run a stored answer exactly (preset, revision, prompt, params, seed); says whether the
+        text matches the stored one (and whether the preset file or the weights changed since)."""
+        if not services.settings.open_data:
+            raise PlaygroundError(CLOSED)
+        yield services.replay.replay(int(turn_id)).as_json()
+
+    limit = services.settings.limits.total_generations
+    gr.api(replay, api_name="replay", concurrency_id=GENERATION, concurrency_limit=limit)
+
+
+def replay_text(result: ReplayResult) -> str:
+    verdict = "✅ **same text**" if result.match else "❌ **different text**"
+    notes = []
+    if result.preset_changed:
+        notes.append("the preset file changed since this answer (its sha256 differs)")
+    if not result.prompt_match:
+        notes.append("the prompt renders differently now")
+    if not result.revision_match:
+        notes.append("the weights' revision differs from the stored one")
+    if result.error:
+        notes.append(f"the replay failed: {result.error}")
+    lines = [f"{verdict} · answer {result.turn_id} · `{result.preset}` · seed {result.seed}"]
+    lines += [f"⚠️ {n}" for n in notes]
+    lines += ["**Stored:**", _quote(result.stored_output), "**Replayed:**", _quote(result.replayed_output)]
+    return "\n\n".join(lines)
+
+
+def _quote(text: str) -> str:
+    return "\n".join(f"> {line}" for line in (text or "(empty)").splitlines()) or "> (empty)"
+
+
+def build_data_tab(services: Services) -> None:
+    gr.Markdown(
+        "Everything rated here, out as files: **jsonl** (a conversation per line with its answers, "
+        "ratings, scores and votes), **csv** (an answer per row with its reproducibility fields), "
+        "**dpo** (chosen/rejected pairs from votes and 👍/👎) or **sharegpt**. Arena battles "
+        "without a vote are left out. The same from the shell: "
+        "`python app.py export --format jsonl --out data.jsonl`."
+    )
+    with gr.Row():
+        fmt = gr.Dropdown(list(FORMATS), value="jsonl", label="Format", elem_id="data-format")
+        since = gr.Textbox(label="Since (YYYY-MM-DD, optional)", elem_id="data-since")
+        mode = gr.Dropdown(["all", *MODES], value="all", label="Conversations", elem_id="data-mode")
+        export_btn = gr.Button("⬇ Export", variant="primary", elem_id="data-export")
+    download = gr.File(label="Export file", interactive=False, elem_id="data-file")
+    export_status = gr.Markdown("", elem_id="data-export-status")
+    gr.Markdown("### Replay an answer\nRe-run a stored answer exactly and compare the text.")
+    with gr.Row():
+        turn = gr.Number(label="Answer (turn) id", precision=0, elem_id="data-turn")
+        replay_btn = gr.Button("🔁 Replay", elem_id="data-replay")
+    replayed = gr.Markdown("", elem_id="data-replay-result")
+
+    @user_errors
+    def export(format_: str, since_: str, mode_: str):
+        flt = ExportFilter.parse(since_, mode_, hide_open_battles=True)
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        path = (
+            Path(tempfile.mkdtemp(prefix="playground-export-"))
+            / f"playground-{format_}-{stamp}.{EXTENSIONS[format_]}"
+        )
+        n = export_to_file(services.store.engine, format_, path, flt)
+        return str(path), f"✅ {n} record(s) in `{path.name}`"
+
+    @user_errors
+    @generation_slot(services.gate)
+    def replay(turn_id, request: gr.Request):
+        if turn_id is None:
+            raise PlaygroundError(
+                "enter the id of a stored answer (shown in exports and in the API's turn_id)"
+            )
+        yield "Replaying…"
+        yield replay_text(services.replay.replay(int(turn_id)))
+
+    export_btn.click(export, [fmt, since, mode], [download, export_status], api_visibility="private")
+    replay_btn.click(
+        replay,
+        [turn],
+        [replayed],
+        api_visibility="private",
+        concurrency_id=GENERATION,
+        concurrency_limit=services.settings.limits.total_generations,
+    )
