@@ -232,3 +232,23 @@ def test_presets_too_big_for_a_zerogpu_slot_are_unavailable(hub):
     assert "of GPU memory and a ZeroGPU slot has 0.0 GB" in reason
     check_zerogpu_fit(fresh := PresetRegistry.from_folders(PRESETS), DeviceInfo.for_zerogpu())
     assert "decilm-7b-instruct" not in fresh.unavailable  # the tiny seeded checkpoints fit a real slot
+
+
+def test_the_space_installs_what_the_app_imports():
+    """Every runtime requirement is in the Space's pins too, except what a Space cannot or need not use."""
+
+    def names(path: Path) -> dict[str, str]:
+        pins = {}
+        for line in path.read_text().splitlines():
+            line = line.split("#")[0].strip()
+            if line:
+                name, _, version = line.partition("==")
+                pins[name.split("[")[0].lower()] = version
+        return pins
+
+    app, space = names(ROOT / "requirements.txt"), names(ROOT / "spaces" / "requirements.txt")
+    not_on_space = {"psycopg"}  # PostgreSQL replicas run elsewhere; the Space keeps SQLite + the dataset sync
+    assert set(app) - set(space) - not_on_space == set()
+    assert {n: v for n, v in space.items() if n in app and n != "torch"} == {
+        n: v for n, v in app.items() if n in space and n != "torch"
+    }
