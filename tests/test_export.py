@@ -99,7 +99,10 @@ def export(db: Path, fmt: str, out: Path, *extra: str) -> subprocess.CompletedPr
 
 def rows(db: Path) -> list:
     with sqlite3.connect(db) as connection:
-        return [connection.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in ("turns", "votes", "ratings")]
+        return [
+            connection.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()
+            for t in ("turns", "votes", "ratings")
+        ]
 
 
 def lines(path: Path) -> list[dict]:

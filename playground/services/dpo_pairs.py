@@ -48,7 +48,9 @@ BATCH = 200
 NO_PAIR = ("tie", "all_bad")
 
 
-def dpo_records(session: Session, restrict: Callable[[Select], Select] = lambda q: q) -> Iterator[dict[str, Any]]:
+def dpo_records(
+    session: Session, restrict: Callable[[Select], Select] = lambda q: q
+) -> Iterator[dict[str, Any]]:
     """Vote pairs, then rating pairs; ``restrict`` filters a query that joins ``conversations``."""
     seen: set[tuple[int, int]] = set()
     for pair in vote_pairs(session, restrict):
@@ -103,7 +105,9 @@ def voted_rounds(session: Session, vote: Vote) -> Iterator[dict[int, Turn]]:
 
 
 def rating_pairs(session: Session, restrict: Callable[[Select], Select] = lambda q: q) -> Iterator[dict]:
-    latest = select(Rating.turn_id, func.max(Rating.id).label("rating_id")).group_by(Rating.turn_id).subquery()
+    latest = (
+        select(Rating.turn_id, func.max(Rating.id).label("rating_id")).group_by(Rating.turn_id).subquery()
+    )
     key = cast(Turn.messages, Text).label("messages_key")  # one group per identical conversation
     query = restrict(
         select(Turn, Rating, key)
@@ -131,7 +135,12 @@ def _group_pairs(group: list[tuple[Turn, Rating]]) -> Iterator[dict]:
 
 
 def usable(turn: Turn | None) -> bool:
-    return turn is not None and turn.finish_reason != "error" and turn.error is None and bool(turn.output.strip())
+    return (
+        turn is not None
+        and turn.finish_reason != "error"
+        and turn.error is None
+        and bool(turn.output.strip())
+    )
 
 
 def pairable(chosen: Turn | None, rejected: Turn | None) -> bool:
@@ -147,7 +156,8 @@ def pair_record(
         "rejected": rejected.output,
         "messages": chosen.messages,
         "system_prompt": chosen.system_prompt,
-        "same_context": chosen.messages == rejected.messages and chosen.system_prompt == rejected.system_prompt,
+        "same_context": chosen.messages == rejected.messages
+        and chosen.system_prompt == rejected.system_prompt,
         "rejected_prompt": rejected.prompt,
         "rejected_messages": rejected.messages,
         "rejected_system_prompt": rejected.system_prompt,

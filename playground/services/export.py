@@ -128,7 +128,9 @@ def open_database(db: str) -> Engine:
     if url.startswith("sqlite"):
         path = make_url(url).database
         if not path or path == ":memory:":
-            raise PlaygroundError("an in-memory SQLite database has nothing to export; give --db a file or URL")
+            raise PlaygroundError(
+                "an in-memory SQLite database has nothing to export; give --db a file or URL"
+            )
         where = path
         if not Path(path).is_file():
             raise PlaygroundError(
@@ -253,15 +255,27 @@ def sharegpt_turns(turn: Turn) -> list[dict[str, str]]:
 
 def _csv_rows(session: Session, flt: ExportFilter) -> Iterator[dict]:
     rating = (
-        select(Rating.value).where(Rating.turn_id == Turn.id).order_by(Rating.id.desc()).limit(1).scalar_subquery()
+        select(Rating.value)
+        .where(Rating.turn_id == Turn.id)
+        .order_by(Rating.id.desc())
+        .limit(1)
+        .scalar_subquery()
     )
-    score = select(Score.score).where(Score.turn_id == Turn.id).order_by(Score.id.desc()).limit(1).scalar_subquery()
+    score = (
+        select(Score.score)
+        .where(Score.turn_id == Turn.id)
+        .order_by(Score.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
     query = flt.apply(
         select(Turn, Conversation.mode, Conversation.created_at, rating, score).join(
             Conversation, Conversation.id == Turn.conversation_id
         )
     ).order_by(Conversation.created_at, Conversation.id, Turn.id)
-    for turn, mode, created_at, rating_value, score_value in session.execute(query.execution_options(yield_per=BATCH)):
+    for turn, mode, created_at, rating_value, score_value in session.execute(
+        query.execution_options(yield_per=BATCH)
+    ):
         row = row_json(turn)
         row["turn_id"] = row.pop("id")
         row |= {
@@ -270,7 +284,9 @@ def _csv_rows(session: Session, flt: ExportFilter) -> Iterator[dict]:
             "rating": rating_value,
             "score": score_value,
         }
-        yield {k: json.dumps(v, ensure_ascii=False) if isinstance(v, list | dict) else v for k, v in row.items()}
+        yield {
+            k: json.dumps(v, ensure_ascii=False) if isinstance(v, list | dict) else v for k, v in row.items()
+        }
 
 
 # ------------------------------------------------------------------ writing

@@ -62,7 +62,11 @@ def check_text(text: str | None, what: str, limits: Limits) -> None:
     bad = _UNSTORABLE.search(text)
     if bad:
         char = bad.group()
-        name = "a NUL character" if char == "\x00" else f"an invalid character (lone surrogate U+{ord(char):04X})"
+        name = (
+            "a NUL character"
+            if char == "\x00"
+            else f"an invalid character (lone surrogate U+{ord(char):04X})"
+        )
         raise PlaygroundError(
             f"{what} contains {name} at position {bad.start()}; remove it (is the text valid UTF-8?)"
         )
