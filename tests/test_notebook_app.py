@@ -132,7 +132,8 @@ def test_stop_keeps_the_finished_cells_and_one_bad_row_fails_alone(services):
     ]
     assert all(cell.batch_rows == 2 and cell.padded_length == 64 for cell, _turn in stored)
 
-    huge = build_rows([{"prompt": "Say yes."}, {"prompt": "word " * 9000}])
+    # 15,000 characters (under --max-input-chars), 15,000 tokens (over the 8,192 of the context)
+    huge = build_rows([{"prompt": "Say yes."}, {"prompt": "0123456789" * 1500}])
     grid = list(notebook.run(NotebookRequest([TWO[1]], huge, {TWO[1]: {"max_new_tokens": 4}})))[-1]
     assert grid.cells[0].status == "done" and grid.cells[1].status == "error"
     assert "row 2" in grid.cells[1].error and "exceeds the model's context" in grid.cells[1].error

@@ -130,9 +130,25 @@ class ServingEngine:
 
     def _loop(self) -> None:
         live: list[_Request] = []
+        try:
+            self._serve(live)
+        except BaseException as exc:  # noqa: BLE001 - never leave a consumer waiting on a dead loop
+            log.exception("the serving loop failed")
+            with self._lock:
+                self._running = False
+            while True:
+                try:
+                    live.append(self._pending.get_nowait())
+                except queue.Empty:
+                    break
+            for request in live:
+                request.failure.append(exc)
+                request.tokens.put(_END)
+
+    def _serve(self, live: list[_Request]) -> None:
         idle_since = time.monotonic()
         while True:
-            live = [r for r in live if not self._retire(r)]
+            live[:] = [r for r in live if not self._retire(r)]
             while len(live) < self.max_rows:
                 try:
                     request = self._pending.get(block=not live, timeout=0.05 if not live else None)
@@ -148,7 +164,7 @@ class ServingEngine:
                             return
                 continue
             idle_since = time.monotonic()
-            live = [r for r in live if not self._retire(r)]
+            live[:] = [r for r in live if not self._retire(r)]
             if live:
                 self._step(live)
 

@@ -65,7 +65,8 @@ def battles_table(models: list, outcomes: list[str], positions: bool) -> pd.Data
     by_models: dict[Any, int] = {}  # models (JSON text or a tuple of names) → code
     by_outcome: dict[str, int] = {}
     outcome = np.fromiter((by_outcome.setdefault(o, len(by_outcome)) for o in outcomes), np.int64, n)
-    model = np.fromiter((by_models.setdefault(m, len(by_models)) for m in models), np.int64, n)
+    hashable = (tuple(m) if isinstance(m, list) else m for m in models)  # PostgreSQL's driver decodes JSON
+    model = np.fromiter((by_models.setdefault(m, len(by_models)) for m in hashable), np.int64, n)
     distinct, kinds = np.unique(model * len(by_outcome) + outcome, return_inverse=True)
     model_of, outcome_of = list(by_models), list(by_outcome)
     kinds_of = [(model_of[c // len(by_outcome)], outcome_of[c % len(by_outcome)]) for c in distinct.tolist()]
