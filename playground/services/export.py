@@ -1,10 +1,10 @@
 """Data out: stored conversations as JSONL, CSV, DPO pairs or ShareGPT, streamed from the database. No Gradio.
 
 Every format is written row by row: conversations are read with ``yield_per`` (a server-side
-cursor where the driver has one) and each conversation's turns, ratings, scores and votes are
-read when its turn comes, so memory holds one conversation (plus one read-ahead batch of
-conversation rows), never the database. The CLI (``python app.py export``), the Data tab and the
-``/export`` endpoint all call ``write_export`` / ``export_to_file``.
+cursor where the driver has one) and the turns, ratings, scores and votes of ``CHUNK``
+conversations at a time, so memory holds one chunk of conversations, never the database (CSV
+streams answers, DPO votes and rated answers, the same way). The CLI (``python app.py export``)
+and the Data tab both call ``write_export`` / ``export_to_file``.
 
 Formats (one JSON object per line, except CSV):
 
@@ -54,7 +54,8 @@ from playground.store.models import Conversation, Rating, Score, Turn, Vote
 FORMATS = ("jsonl", "csv", "dpo", "sharegpt")
 MODES = ("compare", "arena", "notebook", "api")
 EXTENSIONS = {"jsonl": "jsonl", "csv": "csv", "dpo": "jsonl", "sharegpt": "jsonl"}
-BATCH = 200  # conversation rows read ahead per round trip
+BATCH = 200  # rows read ahead per round trip
+CHUNK = 50  # conversations whose turns, ratings, scores and votes are read together
 TURN_FIELDS = [c.key for c in Turn.__table__.columns]
 CSV_FIELDS = [
     "conversation_id",
@@ -175,19 +176,39 @@ def export_records(engine: Engine, fmt: str, flt: ExportFilter | None = None) ->
         elif fmt == "csv":
             yield from _csv_rows(session, flt)
         else:
-            build = _conversation_record if fmt == "jsonl" else _sharegpt_records
-            for conversation in _conversations(session, flt):
-                turns = list(
-                    session.scalars(
-                        select(Turn).where(Turn.conversation_id == conversation.id).order_by(Turn.id)
-                    )
-                )
-                yield from build(session, conversation, turns)
+            for chunk in _conversation_chunks(session, flt):
+                if fmt == "jsonl":
+                    yield from _conversation_records(session, chunk)
+                else:
+                    for conversation, turns in chunk:
+                        yield from _sharegpt_records(conversation, turns)
 
 
 def _conversations(session: Session, flt: ExportFilter) -> Iterator[Conversation]:
     query = flt.apply(select(Conversation)).order_by(Conversation.created_at, Conversation.id)
     yield from session.scalars(query.execution_options(yield_per=BATCH))
+
+
+def _conversation_chunks(
+    session: Session, flt: ExportFilter
+) -> Iterator[list[tuple[Conversation, list[Turn]]]]:
+    """The conversations in order, ``CHUNK`` at a time, each with its turns (one query per chunk)."""
+    chunk: list[Conversation] = []
+    for conversation in _conversations(session, flt):
+        chunk.append(conversation)
+        if len(chunk) == CHUNK:
+            yield _with_turns(session, chunk)
+            chunk = []
+    if chunk:
+        yield _with_turns(session, chunk)
+
+
+def _with_turns(session: Session, conversations: list[Conversation]) -> list[tuple[Conversation, list[Turn]]]:
+    turns: dict[str, list[Turn]] = {}
+    query = select(Turn).where(Turn.conversation_id.in_([c.id for c in conversations])).order_by(Turn.id)
+    for turn in session.scalars(query):
+        turns.setdefault(turn.conversation_id, []).append(turn)
+    return [(c, turns.get(c.id, [])) for c in conversations]
 
 
 def row_json(obj) -> dict[str, Any]:
@@ -196,32 +217,33 @@ def row_json(obj) -> dict[str, Any]:
     return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in values.items()}
 
 
-def _conversation_record(session: Session, conversation: Conversation, turns: list[Turn]) -> Iterator[dict]:
+def _conversation_records(session: Session, chunk: list[tuple[Conversation, list[Turn]]]) -> Iterator[dict]:
+    """JSONL records of a chunk of conversations: their ratings, scores and votes in three queries."""
+    ids = [conversation.id for conversation, _ in chunk]
     ratings: dict[int, list] = {}
     scores: dict[int, list] = {}
     for table, into in ((Rating, ratings), (Score, scores)):
-        query = (
-            select(table)
-            .join(Turn, Turn.id == table.turn_id)
-            .where(Turn.conversation_id == conversation.id)
-            .order_by(table.id)
-        )
-        for row in session.scalars(query):
+        query = select(table).join(Turn, Turn.id == table.turn_id).where(Turn.conversation_id.in_(ids))
+        for row in session.scalars(query.order_by(table.id)):
             into.setdefault(row.turn_id, []).append(row_json(row))
-    votes = session.scalars(select(Vote).where(Vote.conversation_id == conversation.id).order_by(Vote.id))
-    yield {
-        "id": conversation.id,
-        "mode": conversation.mode,
-        "models": conversation.models,
-        "created_at": conversation.created_at.isoformat(),
-        "turns": [
-            row_json(t) | {"ratings": ratings.get(t.id, []), "scores": scores.get(t.id, [])} for t in turns
-        ],
-        "votes": [row_json(v) for v in votes],
-    }
+    votes: dict[str, list] = {}
+    for vote in session.scalars(select(Vote).where(Vote.conversation_id.in_(ids)).order_by(Vote.id)):
+        votes.setdefault(vote.conversation_id, []).append(row_json(vote))
+    for conversation, turns in chunk:
+        yield {
+            "id": conversation.id,
+            "mode": conversation.mode,
+            "models": conversation.models,
+            "created_at": conversation.created_at.isoformat(),
+            "turns": [
+                row_json(t) | {"ratings": ratings.get(t.id, []), "scores": scores.get(t.id, [])}
+                for t in turns
+            ],
+            "votes": votes.get(conversation.id, []),
+        }
 
 
-def _sharegpt_records(_session: Session, conversation: Conversation, turns: list[Turn]) -> Iterator[dict]:
+def _sharegpt_records(conversation: Conversation, turns: list[Turn]) -> Iterator[dict]:
     answered = [t for t in turns if t.finish_reason != "error" and t.error is None]
     if conversation.mode == "notebook":
         threads = answered  # every cell (and sample) is its own prompt

@@ -39,18 +39,16 @@ def register_data_api(services: Services) -> None:
 
 
 def replay_text(result: ReplayResult) -> str:
-    verdict = "✅ **same text**" if result.match else "❌ **different text**"
-    notes = []
-    if result.preset_changed:
-        notes.append("the preset file changed since this answer (its sha256 differs)")
-    if not result.prompt_match:
-        notes.append("the prompt renders differently now")
-    if not result.revision_match:
-        notes.append("the weights' revision differs from the stored one")
-    if result.error:
-        notes.append(f"the replay failed: {result.error}")
+    if result.match:
+        verdict = "✅ **same text**"
+    elif result.first_difference is not None:
+        verdict = f"❌ **different text** (from character {result.first_difference})"
+    else:
+        verdict = "❌ **no text to compare**"
     lines = [f"{verdict} · answer {result.turn_id} · `{result.preset}` · seed {result.seed}"]
-    lines += [f"⚠️ {n}" for n in notes]
+    lines += [f"⚠️ {n}" for n in result.notes]
+    if result.error:
+        lines.append(f"⚠️ the replay failed: {result.error}")
     lines += ["**Stored:**", _quote(result.stored_output), "**Replayed:**", _quote(result.replayed_output)]
     return "\n\n".join(lines)
 
