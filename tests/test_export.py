@@ -12,10 +12,11 @@ import sqlite3
 import subprocess
 import sys
 import tracemalloc
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from gradio_client import Client
 from sqlalchemy import update
 
 from playground.cli import main
@@ -85,8 +86,12 @@ def answer(store: Store, cid: str, column: int, turn_index: int, output: str, **
 
 @pytest.fixture(scope="module")
 def rules(tmp_path_factory):
-    """Hand-made rounds through the real Store: every DPO / ShareGPT rule has a case here."""
+    """Hand-made rounds through the real Store on SQLite: every DPO / ShareGPT rule has a case here."""
     store = Store(str(tmp_path_factory.mktemp("rules") / "rules.db"))
+    return store, build_rules(store)
+
+
+def build_rules(store: Store) -> dict:
     ids: dict = {}
     # a 3-column round: column 0 regenerated before the vote, column 1 regenerated after it; column 2 wins
     c = ids["compare"] = store.new_conversation("compare", ["preset-0", "preset-1", "preset-2"])
@@ -145,7 +150,7 @@ def rules(tmp_path_factory):
     answer(store, old, 0, 0, "old answer", messages=user("Long ago"))
     with store.session() as s, s.begin():
         s.execute(update(Conversation).where(Conversation.id == old).values(created_at=datetime(2020, 1, 1)))
-    return store, ids
+    return ids
 
 
 def records(store: Store, fmt: str, **flt) -> list[dict]:
@@ -247,6 +252,47 @@ def test_jsonl_and_csv_carry_ratings_scores_votes_and_the_filters_apply(rules):
     assert ids["old"] in {c["id"] for c in records(store, "jsonl")}
     shown = {c["id"] for c in records(store, "jsonl", hide_open_battles=True)}
     assert ids["arena"] in shown and ids["open_arena"] not in shown
+    for fmt in ("dpo", "csv", "sharegpt"):  # the filter also composes with the queries on votes and turns
+        hidden = records(store, fmt, hide_open_battles=True)
+        assert 0 < len(hidden) and "secret A" not in json.dumps(hidden)
+
+
+def test_the_same_pairs_threads_and_filters_on_postgresql(rules, postgres_url):
+    """The queries that differ between databases (messages compared as text, server-side cursors
+    read while other queries run, the open-battle filter) give the same export on PostgreSQL."""
+    sqlite_store, sqlite_ids = rules
+    store = Store(postgres_url)
+    ids = build_rules(store)
+    engine = open_database(postgres_url)
+    assert engine.dialect.name == "postgresql"
+
+    def shape(store_: Store, ids_: dict, fmt: str, **flt) -> list:
+        names = {v: k for k, v in ids_.items() if isinstance(v, int | str)}
+        out = []
+        for r in export_records(
+            store_.engine if store_ is sqlite_store else engine, fmt, ExportFilter(**flt)
+        ):
+            if fmt == "dpo":
+                out.append(
+                    (
+                        r["source"],
+                        r["chosen"],
+                        r["rejected"],
+                        names.get(r["chosen_turn_id"]),
+                        r["same_context"],
+                    )
+                )
+            elif fmt == "sharegpt":
+                out.append((r["mode"], r["column"], r["conversations"]))
+            elif fmt == "csv":
+                out.append((r["conversation_mode"], r["output"], r["rating"]))
+            else:
+                out.append((r["mode"], len(r["turns"]), len(r["votes"])))
+        return sorted(out, key=repr)
+
+    for fmt in ("dpo", "sharegpt", "csv", "jsonl"):
+        for flt in ({}, {"hide_open_battles": True}, {"mode": "api"}):
+            assert shape(store, ids, fmt, **flt) == shape(sqlite_store, sqlite_ids, fmt, **flt), (fmt, flt)
 
 
 def test_filter_parsing_names_the_bad_value():
@@ -260,18 +306,16 @@ def test_filter_parsing_names_the_bad_value():
             ExportFilter.parse(since, mode)
 
 
-def fill(store: Store, conversations: int, answer_chars: int) -> None:
-    """Many compare conversations (two answers, a vote, a rating each), inserted in one transaction."""
+def fill(store: Store, first: int, count: int, answer_chars: int = 1500) -> None:
+    """Compare conversations ``first`` … ``first + count - 1`` (two answers, a vote and a 👍 each),
+    inserted through the store's session in one transaction."""
     start = datetime(2025, 1, 1)
     body = ("word " * answer_chars)[:answer_chars]
     with store.session() as s, s.begin():
-        for i in range(conversations):
+        for i in range(first, first + count):
             cid = f"c{i:06d}"
-            s.add(
-                Conversation(
-                    id=cid, mode="compare", models=["x", "y"], created_at=start + timedelta(seconds=i)
-                )
-            )
+            when = start + timedelta(seconds=i)
+            s.add(Conversation(id=cid, mode="compare", models=["x", "y"], created_at=when))
             for column in (0, 1):
                 s.add(
                     Turn(
@@ -293,8 +337,8 @@ def fill(store: Store, conversations: int, answer_chars: int) -> None:
                         seed=i,
                         output=f"{column} {i} {body}",
                         finish_reason="eos",
-                        started_at=start,
-                        finished_at=start + timedelta(seconds=i),
+                        started_at=when,
+                        finished_at=when,
                         app_version="t",
                     )
                 )
@@ -305,33 +349,45 @@ def fill(store: Store, conversations: int, answer_chars: int) -> None:
                     turn_index=0,
                     outcome="0",
                     models=["x", "y"],
-                    created_at=start + timedelta(seconds=i + 1),
+                    created_at=when + timedelta(seconds=1),
                 )
             )
             s.add(Rating(turn_id=2 * i + 1, value=1))
 
 
-def test_a_few_thousand_conversations_stream_in_bounded_memory(tmp_path):
+def peaks(store: Store, folder: Path, expected: int) -> dict[str, tuple[int, int]]:
+    """Each format's (peak traced memory, file size) for an export of ``expected`` conversations."""
+    out = {}
+    for fmt, per_conversation in (("jsonl", 1), ("csv", 2), ("sharegpt", 2), ("dpo", 1)):
+        path = folder / f"{fmt}-{expected}"
+        tracemalloc.start()
+        try:
+            assert export_to_file(store.engine, fmt, path) == expected * per_conversation
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        out[fmt] = (peak, path.stat().st_size)
+    return out
+
+
+def test_a_few_thousand_conversations_stream_in_memory_that_does_not_grow_with_the_database(tmp_path):
     store = Store(str(tmp_path / "big.db"))
-    fill(store, 3000, 2000)
+    fill(store, 0, 1000)
+    small = peaks(store, tmp_path, 1000)
+    fill(store, 1000, 2000)
     assert store.count(Turn) == 6000
     records_ = export_records(store.engine, "jsonl")
     assert inspect.isgenerator(records_)
     first = next(records_)
-    assert first["id"] == "c000000" and len(first["turns"]) == 2
+    assert first["id"] == "c000000" and [t["column"] for t in first["turns"]] == [0, 1]
     records_.close()
-    for fmt, expected in (("jsonl", 3000), ("csv", 6000), ("sharegpt", 6000), ("dpo", 3000)):
-        out = tmp_path / f"big.{fmt}"
-        tracemalloc.start()
-        try:
-            assert export_to_file(store.engine, fmt, out) == expected
-            _, peak = tracemalloc.get_traced_memory()
-        finally:
-            tracemalloc.stop()
-        size = out.stat().st_size
-        assert size > 10_000_000
-        # holding every row at once would take more than the file; streaming holds a batch
-        assert peak < size / 4, f"{fmt}: peak {peak / 1e6:.1f} MB for a {size / 1e6:.1f} MB export"
+    large = peaks(store, tmp_path, 3000)
+    for fmt, (peak, size) in large.items():
+        small_peak, small_size = small[fmt]
+        assert size > 2.5 * small_size  # three times the data …
+        # … in about the same memory (holding every row would take ~3x as much, and more than the file)
+        assert peak < 1.5 * small_peak + 500_000, f"{fmt}: {small_peak / 1e6:.1f} MB → {peak / 1e6:.1f} MB"
+        assert peak < size / 2, f"{fmt}: peak {peak / 1e6:.1f} MB for a {size / 1e6:.1f} MB export"
 
 
 def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -580,3 +636,20 @@ def test_records_stream_one_by_one(data):
         assert inspect.isgenerator(records)
         assert next(records)  # the first record arrives before the rest is read
         records.close()
+
+
+@slow
+def test_export_through_the_api(live_app, services):
+    client = Client(live_app, verbose=False)
+    messages = json.dumps([{"role": "user", "content": "Name a tree."}])
+    job = client.submit(json.dumps([GREEDY]), messages, '{"max_new_tokens": 6}', "", "", api_name="/compare")
+    conversation_id = job.result(timeout=120)["conversation_id"]
+    today = datetime.now(UTC).date().isoformat()
+    path, status = client.predict("jsonl", today, "compare", api_name="/export")
+    exported = {r["id"]: r for r in lines(Path(path))}
+    assert conversation_id in exported and {r["mode"] for r in exported.values()} == {"compare"}
+    assert status.startswith(f"✅ {len(exported)} record(s)")
+    with pytest.raises(Exception, match="not a real date"):
+        client.predict("csv", "2024-02-30", "all", api_name="/export")
+    with pytest.raises(Exception, match="xml is not in the list of choices"):
+        client.predict("xml", "", "all", api_name="/export")

@@ -45,7 +45,7 @@ from typing import Any, TextIO
 
 from sqlalchemy import Engine, create_engine, exists, inspect, not_, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from playground.errors import PlaygroundError
 from playground.services.dpo_pairs import dpo_records
@@ -101,7 +101,8 @@ class ExportFilter:
         if self.mode is not None:
             query = query.where(Conversation.mode == self.mode)
         if self.hide_open_battles:
-            voted = exists(select(Vote.id).where(Vote.conversation_id == Conversation.id))
+            vote = aliased(Vote)  # its own FROM, even inside a query that selects votes
+            voted = exists(select(vote.id).where(vote.conversation_id == Conversation.id))
             query = query.where(not_((Conversation.mode == "arena") & ~voted))
         return query
 

@@ -1,14 +1,17 @@
 """The Data tab and ``/replay``: stored conversations out as files, and any stored answer re-run.
 
 Exports are written row by row by ``services/export.py`` into a temporary file, then offered as
-a download; arena battles without a vote are left out (their names are still secret). Both are
-offered only with ``open_data`` (off on a Space or a share link: an export holds every visitor's
-conversations).
+a download; arena battles without a vote are left out (their names are still secret). The Export
+button's event is also the ``/export`` endpoint (format, since, mode → the file and a status line).
+All of it is offered only with ``open_data`` (off on a Space or a share link: an export holds every
+visitor's conversations).
 """
 
 from __future__ import annotations
 
+import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +20,7 @@ import gradio as gr
 
 from playground.errors import PlaygroundError
 from playground.services.container import Services
-from playground.services.export import EXTENSIONS, FORMATS, MODES, ExportFilter, export_to_file
+from playground.services.export import EXTENSIONS, FORMATS, MODES, ExportFilter, check_format, export_to_file
 from playground.services.replay import ReplayResult
 from playground.ui.common import GENERATION, generation_slot, user_errors
 
@@ -57,6 +60,22 @@ def _quote(text: str) -> str:
     return "\n".join(f"> {line}" for line in (text or "(empty)").splitlines()) or "> (empty)"
 
 
+EXPORTS = Path(tempfile.gettempdir()) / "playground-exports"
+KEEP_S = 3600  # an export file stays for an hour (Gradio serves its own copy once the handler returns)
+
+
+def _export_folder() -> Path:
+    """A new folder for one export; folders of exports older than ``KEEP_S`` are removed."""
+    EXPORTS.mkdir(parents=True, exist_ok=True)
+    for old in EXPORTS.iterdir():
+        try:
+            if time.time() - old.stat().st_mtime > KEEP_S:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            continue
+    return Path(tempfile.mkdtemp(dir=EXPORTS))
+
+
 def build_data_tab(services: Services) -> None:
     gr.Markdown(
         "Everything rated here, out as files: **jsonl** (a conversation per line with its answers, "
@@ -80,12 +99,12 @@ def build_data_tab(services: Services) -> None:
 
     @user_errors
     def export(format_: str, since_: str, mode_: str):
+        """Export the stored conversations (format jsonl, csv, dpo or sharegpt; since YYYY-MM-DD or empty;
+        mode all, compare, arena, notebook or api) as a file; arena battles without a vote are left out."""
+        format_ = check_format(format_)
         flt = ExportFilter.parse(since_, mode_, hide_open_battles=True)
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-        path = (
-            Path(tempfile.mkdtemp(prefix="playground-export-"))
-            / f"playground-{format_}-{stamp}.{EXTENSIONS[format_]}"
-        )
+        path = _export_folder() / f"playground-{format_}-{stamp}.{EXTENSIONS[format_]}"
         n = export_to_file(services.store.engine, format_, path, flt)
         return str(path), f"✅ {n} record(s) in `{path.name}`"
 
@@ -99,7 +118,7 @@ def build_data_tab(services: Services) -> None:
         yield "Replaying…"
         yield replay_text(services.replay.replay(int(turn_id)))
 
-    export_btn.click(export, [fmt, since, mode], [download, export_status], api_visibility="private")
+    export_btn.click(export, [fmt, since, mode], [download, export_status], api_name="export")
     replay_btn.click(
         replay,
         [turn],
