@@ -31,19 +31,26 @@ def model_cache_dir() -> Path:
     return Settings().cache_dir
 
 
+def fresh_services(folder: Path, cache_dir: Path, **settings):
+    """Services on the shipped presets and the real embedded model, with a fresh SQLite file and
+    user-preset folder in ``folder`` (and any other ``Settings`` fields given)."""
+    from playground.services.container import build_services
+
+    return build_services(
+        Settings(
+            db=str(folder / "playground.db"),
+            presets_dir=PRESETS,
+            user_presets_dir=folder / "user_presets",
+            cache_dir=cache_dir,
+            **settings,
+        )
+    )
+
+
 @pytest.fixture(scope="session")
 def services(tmp_path_factory, model_cache_dir):
     """Services on the shipped presets, the real embedded model and a fresh SQLite file."""
-    from playground.services.container import build_services
-
-    db = tmp_path_factory.mktemp("db") / "playground.db"
-    settings = Settings(
-        db=str(db),
-        presets_dir=PRESETS,
-        user_presets_dir=tmp_path_factory.mktemp("user_presets"),
-        cache_dir=model_cache_dir,
-    )
-    return build_services(settings)
+    return fresh_services(tmp_path_factory.mktemp("db"), model_cache_dir)
 
 
 @pytest.fixture(scope="session")

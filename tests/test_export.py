@@ -30,10 +30,9 @@ from playground.services.export import (
     open_database,
     write_export,
 )
-from playground.settings import Settings
 from playground.store.db import Store, TurnRecord
 from playground.store.models import Conversation, Rating, Turn, Vote
-from tests.conftest import PRESETS
+from tests.conftest import fresh_services
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOL, GREEDY = "smollm2-135m-instruct", "smollm2-135m-instruct-greedy"
@@ -500,19 +499,11 @@ def test_write_export_to_a_stream_counts_what_it_wrote(rules):
 def data(tmp_path_factory, model_cache_dir):
     """A database filled through the real services: a compare round with 👍/👎 and a vote, a voted
     and an unvoted arena battle, a notebook run with a score."""
-    from playground.services.container import build_services
     from playground.services.notebook_grid import NotebookRequest
     from playground.services.promptset import PromptRow
 
     folder = tmp_path_factory.mktemp("export")
-    services = build_services(
-        Settings(
-            db=str(folder / "data.db"),
-            presets_dir=PRESETS,
-            user_presets_dir=folder / "user",
-            cache_dir=model_cache_dir,
-        )
-    )
+    services = fresh_services(folder, model_cache_dir)
     conversation = services.compare.start([SMOL, GREEDY], session_id="s1")
     requests = [
         AnswerRequest(
@@ -538,28 +529,11 @@ def data(tmp_path_factory, model_cache_dir):
     )
     *_, done = services.notebook.run(grid, "s3")
     services.store.record_score(done.cells[0].turn_id, 4, "fine")
-    return services, folder / "data.db", {"liked": liked, "disliked": disliked, "compare": conversation}
+    return services, folder / "playground.db", {"liked": liked, "disliked": disliked, "compare": conversation}
 
 
 def export(db: Path, fmt: str, out: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "app.py"),
-            "export",
-            "--format",
-            fmt,
-            "--out",
-            str(out),
-            "--db",
-            str(db),
-            *extra,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-    )
+    return cli("export", "--format", fmt, "--out", str(out), "--db", str(db), *extra)
 
 
 def lines(path: Path) -> list[dict]:

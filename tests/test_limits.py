@@ -13,7 +13,7 @@ from playground.errors import PlaygroundError
 from playground.services.limits import Gate, Limits, Visitor
 from playground.settings import Settings
 from playground.store.models import Conversation, Turn
-from tests.conftest import PRESETS, free_port
+from tests.conftest import free_port, fresh_services
 
 ONE = json.dumps(["smollm2-135m-instruct-greedy"])
 
@@ -59,7 +59,6 @@ def test_votes_per_hour_slide_with_the_clock():
 def tight_app(tmp_path_factory, model_cache_dir):
     """A real app whose limits are small enough to hit: 1 generation per visitor and 2 overall,
     600-character messages, 2 rounds per conversation, 2 votes an hour, addresses like sessions."""
-    from playground.services.container import build_services
     from playground.ui.app import CSS, build_app
 
     limits = Limits(
@@ -70,14 +69,7 @@ def tight_app(tmp_path_factory, model_cache_dir):
         votes_per_hour=2,
         address_factor=1,
     )
-    settings = Settings(
-        db=str(tmp_path_factory.mktemp("tight") / "tight.db"),
-        presets_dir=PRESETS,
-        user_presets_dir=tmp_path_factory.mktemp("tight_presets"),
-        cache_dir=model_cache_dir,
-        limits=limits,
-    )
-    services = build_services(settings)
+    services = fresh_services(tmp_path_factory.mktemp("tight"), model_cache_dir, limits=limits)
     demo = build_app(services)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, css=CSS)

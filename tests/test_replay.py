@@ -13,9 +13,8 @@ from sqlalchemy import update
 from playground.engine.templates import parse_messages
 from playground.errors import PlaygroundError
 from playground.services.chat import AnswerRequest
-from playground.settings import Settings
 from playground.store.models import Conversation, Rating, Turn, Vote
-from tests.conftest import PRESETS
+from tests.conftest import fresh_services
 
 pytestmark = pytest.mark.slow
 SMOL, GREEDY = "smollm2-135m-instruct", "smollm2-135m-instruct-greedy"
@@ -24,17 +23,7 @@ SMOL, GREEDY = "smollm2-135m-instruct", "smollm2-135m-instruct-greedy"
 @pytest.fixture(scope="module")
 def app(tmp_path_factory, model_cache_dir):
     """Services on a fresh SQLite file, and one side-by-side round: greedy, and sampled with a seed."""
-    from playground.services.container import build_services
-
-    folder = tmp_path_factory.mktemp("replay")
-    services = build_services(
-        Settings(
-            db=str(folder / "replay.db"),
-            presets_dir=PRESETS,
-            user_presets_dir=folder / "user",
-            cache_dir=model_cache_dir,
-        )
-    )
+    services = fresh_services(tmp_path_factory.mktemp("replay"), model_cache_dir)
     conversation = services.compare.start([GREEDY, SMOL], session_id="s1")
     question = parse_messages([{"role": "user", "content": "Name three fruits."}])
     requests = [

@@ -3,6 +3,7 @@ from datetime import datetime
 import pytest
 
 from playground.errors import PlaygroundError
+from playground.services.export import write_export
 from playground.store.db import Store, TurnRecord, database_url
 from playground.store.models import Rating, Turn, Vote
 
@@ -72,7 +73,8 @@ def test_turn_rating_vote_round_trip(store_url, tmp_path):
     saved = store.ratings(t0)[0]
     assert (saved.turn_id, saved.reasons, saved.comment) == (t0, ["accurate", "creative"], "very good")
     out = tmp_path / "export.jsonl"
-    assert store.export_jsonl(out) == 1
+    with out.open("w", encoding="utf-8") as stream:
+        assert write_export(store.engine, "jsonl", stream) == 1
     assert '"ratings": [{' in out.read_text()
 
 

@@ -49,6 +49,7 @@ from sqlalchemy.orm import Session, aliased
 
 from playground.errors import PlaygroundError
 from playground.services.dpo_pairs import dpo_records
+from playground.store.db import row_json
 from playground.store.models import Conversation, Rating, Score, Turn, Vote
 
 FORMATS = ("jsonl", "csv", "dpo", "sharegpt")
@@ -210,12 +211,6 @@ def _with_turns(session: Session, conversations: list[Conversation]) -> list[tup
     for turn in session.scalars(query):
         turns.setdefault(turn.conversation_id, []).append(turn)
     return [(c, turns.get(c.id, [])) for c in conversations]
-
-
-def row_json(obj) -> dict[str, Any]:
-    """A stored row's columns by name, datetimes as ISO text."""
-    values = {c.key: getattr(obj, c.key) for c in obj.__table__.columns}
-    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in values.items()}
 
 
 def _conversation_records(session: Session, chunk: list[tuple[Conversation, list[Turn]]]) -> Iterator[dict]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from collections.abc import Iterator
@@ -288,31 +287,15 @@ class Store:
         with self.session() as s:
             return int(s.scalar(select(func.count()).select_from(table)) or 0)
 
-    def export_jsonl(self, path: Path) -> int:
-        """Write every conversation with its turns, ratings and votes as one JSON object per line."""
-        with self.session() as s, path.open("w", encoding="utf-8") as out:
-            n = 0
-            for conversation in s.scalars(select(Conversation).order_by(Conversation.created_at)):
-                votes = s.scalars(select(Vote).where(Vote.conversation_id == conversation.id)).all()
-                item = {
-                    "id": conversation.id,
-                    "mode": conversation.mode,
-                    "models": conversation.models,
-                    "created_at": conversation.created_at.isoformat(),
-                    "turns": [
-                        row_dict(t) | {"ratings": [row_dict(r) for r in t.ratings]}
-                        for t in conversation.turns
-                    ],
-                    "votes": [row_dict(v) for v in votes],
-                }
-                out.write(json.dumps(item, default=str) + "\n")
-                n += 1
-        return n
-
 
 def row_dict(obj) -> dict[str, Any]:
     """A stored row's columns by name."""
     return {c.key: getattr(obj, c.key) for c in obj.__table__.columns}
+
+
+def row_json(obj) -> dict[str, Any]:
+    """A stored row's columns by name, datetimes as ISO text (for JSON files)."""
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row_dict(obj).items()}
 
 
 def _problem(exc: OperationalError) -> str:

@@ -25,7 +25,7 @@ from typing import Any
 from huggingface_hub import CommitScheduler, HfApi
 from sqlalchemy import DateTime, select
 
-from playground.store.db import Store, row_dict
+from playground.store.db import Store, row_json
 from playground.store.models import Conversation, Rating, Score, Turn, Vote
 
 TABLES = {"conversation": Conversation, "turn": Turn, "rating": Rating, "score": Score, "vote": Vote}
@@ -65,11 +65,6 @@ def hub_api(repo: str) -> tuple[HfApi, str]:
     return HfApi(), repo
 
 
-def _row(obj) -> dict[str, Any]:
-    """A row as JSON-ready values (datetimes as ISO text)."""
-    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row_dict(obj).items()}
-
-
 class DatasetSync:
     """Appends every rating, score and vote (and, once each, what it judges) to this process's file."""
 
@@ -107,8 +102,8 @@ class DatasetSync:
             conversation = s.get(Conversation, turns[0].conversation_id if turns else row.conversation_id)
             for obj, name in [(conversation, "conversation"), *[(t, "turn") for t in turns]]:
                 if obj is not None and (name, obj.id) not in self.written:
-                    lines.append((name, _row(obj)))
-            lines.append((kind, _row(row)))
+                    lines.append((name, row_json(obj)))
+            lines.append((kind, row_json(row)))
         with self.lock:  # the scheduler's lock: never upload a half-written line
             with self.path.open("a", encoding="utf-8") as out:
                 for name, data in lines:
