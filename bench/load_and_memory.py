@@ -20,9 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from playground.engine.device import DeviceInfo  # noqa: E402
-from playground.engine.loader import LoadRequest, load  # noqa: E402
-from playground.engine.presets import PresetRegistry  # noqa: E402
+from playground.engine.models.device import DeviceInfo  # noqa: E402
+from playground.engine.models.loader import LoadRequest, load  # noqa: E402
+from playground.engine.models.presets import PresetRegistry  # noqa: E402
 from playground.settings import ROOT, Settings  # noqa: E402
 
 PROMPT = "<|im_start|>user\nWrite a short poem about the sea.<|im_end|>\n<|im_start|>assistant\n"

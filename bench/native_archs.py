@@ -19,7 +19,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from playground.engine.archs import DeciLMConfig, DeciLMForCausalLM, OpenLMConfig, OpenLMForCausalLM  # noqa: E402
+from playground.engine.models.archs import DeciLMConfig, DeciLMForCausalLM, OpenLMConfig, OpenLMForCausalLM  # noqa: E402
 
 KV_HEADS = [4, 4, 2, 2, 1, 1, 2, 4]
 SIZE = {"hidden_size": 1024, "num_hidden_layers": 8, "num_attention_heads": 16, "vocab_size": 32000}

@@ -26,9 +26,9 @@ sys.path.insert(0, str(ROOT))
 
 import psutil  # noqa: E402
 
-from playground.engine.generation import stream  # noqa: E402
-from playground.engine.loader import LoadRequest  # noqa: E402
-from playground.engine.params import GenerationParams  # noqa: E402
+from playground.engine.generation.legacy import stream  # noqa: E402
+from playground.engine.generation.params import GenerationParams  # noqa: E402
+from playground.engine.models.loader import LoadRequest  # noqa: E402
 from playground.services.container import build_services  # noqa: E402
 from playground.services.notebook_grid import NotebookRequest  # noqa: E402
 from playground.services.promptset import build_rows  # noqa: E402

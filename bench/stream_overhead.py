@@ -31,8 +31,8 @@ import torch  # noqa: E402
 from gradio_client import Client  # noqa: E402
 from transformers.generation.streamers import BaseStreamer  # noqa: E402
 
-from playground.engine.loader import LoadRequest  # noqa: E402
-from playground.engine.templates import Message  # noqa: E402
+from playground.engine.models.loader import LoadRequest  # noqa: E402
+from playground.engine.models.templates import Message  # noqa: E402
 from playground.services.container import build_services  # noqa: E402
 from playground.settings import Settings  # noqa: E402
 from playground.store.db import Store  # noqa: E402

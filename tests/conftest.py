@@ -56,7 +56,7 @@ def services(tmp_path_factory, model_cache_dir):
 @pytest.fixture(scope="session")
 def smollm(services):
     """The embedded SmolLM2 model, loaded once (bf16 or fp32, as the machine prefers)."""
-    from playground.engine.loader import LoadRequest
+    from playground.engine.models.loader import LoadRequest
 
     preset = services.registry.get("smollm2-135m-instruct")
     return services.cache.get(LoadRequest.from_spec(preset.model))

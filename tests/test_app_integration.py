@@ -5,7 +5,7 @@ import json
 import pytest
 from gradio_client import Client
 
-from playground.engine.templates import Message
+from playground.engine.models.templates import Message
 from playground.store.models import Turn
 
 pytestmark = pytest.mark.slow

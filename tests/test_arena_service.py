@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from playground.engine.presets import PresetRegistry
+from playground.engine.models.presets import PresetRegistry
 from playground.errors import PlaygroundError
 from playground.services.arena import ArenaService, identity_terms, names_itself
 from playground.services.chat import AnswerUpdate

@@ -18,7 +18,7 @@ import pytest
 from gradio_client import Client
 from sqlalchemy import event
 
-from playground.engine.cache import ModelCache
+from playground.engine.models.cache import ModelCache
 from playground.errors import PlaygroundError
 from playground.services.chat import AnswerRequest, ChatService
 from playground.services.compare import CompareService
@@ -158,7 +158,7 @@ def stored_db(tmp_path: Path, services) -> tuple[Path, str, int]:
 
 
 def chat_messages(text: str):
-    from playground.engine.templates import parse_messages
+    from playground.engine.models.templates import parse_messages
 
     return parse_messages(json.loads(say(text)))
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from playground.engine.batching import BatchShape, generate_ids, stream_batch
-from playground.engine.params import GenerationParams
+from playground.engine.generation.params import GenerationParams
 from tests.test_native_archs import ARCHS, expected, load
 
 GREEDY = GenerationParams(do_sample=False, max_new_tokens=8)

@@ -4,8 +4,8 @@ import threading
 
 import pytest
 
-from playground.engine.cache import ModelCache
-from playground.engine.loader import LoadRequest
+from playground.engine.models.cache import ModelCache
+from playground.engine.models.loader import LoadRequest
 from playground.errors import PlaygroundError
 
 pytestmark = pytest.mark.slow

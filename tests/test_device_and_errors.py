@@ -3,8 +3,8 @@ import json
 import torch
 from huggingface_hub.errors import GatedRepoError
 
-from playground.engine.device import DeviceInfo, cpu_bf16_speedup
-from playground.engine.loader import LoadRequest, explain_load_error
+from playground.engine.models.device import DeviceInfo, cpu_bf16_speedup
+from playground.engine.models.loader import LoadRequest, explain_load_error
 
 
 def test_cpu_dtype_decision_is_measured_once_and_remembered(tmp_path):

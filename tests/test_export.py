@@ -20,7 +20,7 @@ from gradio_client import Client
 from sqlalchemy import update
 
 from playground.cli import main
-from playground.engine.templates import parse_messages
+from playground.engine.models.templates import parse_messages
 from playground.errors import PlaygroundError
 from playground.services.chat import AnswerRequest
 from playground.services.export import (

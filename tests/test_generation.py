@@ -5,9 +5,9 @@ import time
 
 import pytest
 
-from playground.engine.generation import stream
-from playground.engine.params import GenerationParams
-from playground.engine.templates import Message
+from playground.engine.generation.legacy import stream
+from playground.engine.generation.params import GenerationParams
+from playground.engine.models.templates import Message
 from playground.errors import PlaygroundError
 
 pytestmark = pytest.mark.slow

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import insert, update
 
-from playground.engine.presets import PresetRegistry
+from playground.engine.models.presets import PresetRegistry
 from playground.errors import PlaygroundError
 from playground.services.leaderboard import (
     LeaderboardFilters,

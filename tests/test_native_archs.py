@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from transformers import AutoConfig, AutoModelForCausalLM, BitsAndBytesConfig
 
 import playground.engine  # noqa: F401 - registers the native architectures
-from playground.engine.archs import (
+from playground.engine.models.archs import (
     DeciLMConfig,
     DeciLMForCausalLM,
     OpenLMConfig,

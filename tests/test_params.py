@@ -1,6 +1,6 @@
 import pytest
 
-from playground.engine.params import GenerationParams, parse_params
+from playground.engine.generation.params import GenerationParams, parse_params
 from playground.errors import PlaygroundError
 
 

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from playground.engine.presets import PresetRegistry, load_preset_file
+from playground.engine.models.presets import PresetRegistry, load_preset_file
 from playground.errors import PlaygroundError
 from tests.conftest import PRESETS
 

@@ -6,8 +6,8 @@ import pytest
 import yaml
 from gradio_client import Client
 
-from playground.engine.presets import PresetRegistry
-from playground.engine.templates import Message
+from playground.engine.models.presets import PresetRegistry
+from playground.engine.models.templates import Message
 from playground.errors import PlaygroundError
 from tests.conftest import PRESETS
 

@@ -18,9 +18,9 @@ import pytest
 import yaml
 from gradio_client import Client
 
-from playground.engine import embedded
-from playground.engine.presets import load_preset_file
-from playground.engine.templates import Message
+from playground.engine.models import embedded
+from playground.engine.models.presets import load_preset_file
+from playground.engine.models.templates import Message
 from playground.errors import PlaygroundError
 from playground.services.chat import AnswerRequest
 from playground.services.notebook_grid import NotebookRequest

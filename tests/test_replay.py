@@ -10,7 +10,7 @@ import pytest
 from gradio_client import Client
 from sqlalchemy import update
 
-from playground.engine.templates import parse_messages
+from playground.engine.models.templates import parse_messages
 from playground.errors import PlaygroundError
 from playground.services.chat import AnswerRequest
 from playground.store.models import Conversation, Rating, Turn, Vote

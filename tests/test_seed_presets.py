@@ -7,8 +7,8 @@ import pytest
 import torch
 from gradio_client import Client
 
-from playground.engine.loader import LoadRequest
-from playground.engine.templates import Message
+from playground.engine.models.loader import LoadRequest
+from playground.engine.models.templates import Message
 from playground.errors import PlaygroundError
 from playground.services.chat import AnswerRequest
 
@@ -45,7 +45,7 @@ def test_seed_preset_streams_through_the_chat_service(hub, services, name):
 
 
 def test_native_architectures_load_without_remote_code(hub, services):
-    from playground.engine.archs import DeciLMForCausalLM, OpenLMForCausalLM
+    from playground.engine.models.archs import DeciLMForCausalLM, OpenLMForCausalLM
 
     assert isinstance(load(services, "decilm-7b-instruct").model, DeciLMForCausalLM)
     assert isinstance(load(services, "dclm-1b-it").model, OpenLMForCausalLM)
@@ -153,8 +153,8 @@ def test_seed_presets_side_by_side_through_the_app(hub, live_app):
 )
 def test_quantised_and_adapter_models_batch_and_a_row_is_the_same_alone(hub, services, name, quantization):
     from playground.engine.batching import BatchShape, generate_ids
-    from playground.engine.generation import eos_ids, pad_token_id
-    from playground.engine.params import GenerationParams
+    from playground.engine.generation.legacy import eos_ids, pad_token_id
+    from playground.engine.generation.params import GenerationParams
 
     loaded = load(services, name, quantization=quantization)
     preset = services.registry.get(name)

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from playground.engine.backends import LocalBackend
-from playground.engine.loader import LoadRequest
-from playground.engine.params import GenerationParams
+from playground.engine.backends.local import LocalBackend
+from playground.engine.generation.params import GenerationParams
+from playground.engine.models.loader import LoadRequest
 from playground.engine.sampling import pick_token
 from playground.engine.serving import ServingEngine, probe
 

@@ -193,8 +193,8 @@ def test_the_backend_is_chosen_by_setting(monkeypatch):
 
 def test_start_up_preloads_and_marks_what_cannot_run(tmp_path, model_cache_dir):
     """PLAYGROUND_PRELOAD loads at start-up; a preset that fails is shown unavailable and refused at once."""
-    from playground.engine.loader import LoadRequest
-    from playground.engine.templates import Message
+    from playground.engine.models.loader import LoadRequest
+    from playground.engine.models.templates import Message
     from playground.services.chat import AnswerRequest
     from playground.services.container import build_services
     from playground.ui.common import preset_choices
@@ -222,8 +222,8 @@ def test_start_up_preloads_and_marks_what_cannot_run(tmp_path, model_cache_dir):
 
 
 def test_presets_too_big_for_a_zerogpu_slot_are_unavailable(hub):
-    from playground.engine.device import DeviceInfo
-    from playground.engine.presets import PresetRegistry
+    from playground.engine.models.device import DeviceInfo
+    from playground.engine.models.presets import PresetRegistry
     from playground.services.container import check_zerogpu_fit
 
     registry = PresetRegistry.from_folders(PRESETS)

@@ -2,8 +2,8 @@
 
 import pytest
 
-from playground.engine.presets import PresetRegistry
-from playground.engine.templates import Message, parse_messages
+from playground.engine.models.presets import PresetRegistry
+from playground.engine.models.templates import Message, parse_messages
 from playground.errors import PlaygroundError
 from tests.conftest import PRESETS
 

@@ -1,6 +1,6 @@
 import pytest
 
-from playground.engine.textstream import IncrementalDecoder, StopStringFilter
+from playground.engine.generation.textstream import IncrementalDecoder, StopStringFilter
 
 
 def feed(filter_: StopStringFilter, pieces) -> str:

@@ -5,9 +5,9 @@ import threading
 
 import pytest
 
-from playground.engine.cache import ModelCache
-from playground.engine.loader import LoadRequest, load
-from playground.engine.templates import Message
+from playground.engine.models.cache import ModelCache
+from playground.engine.models.loader import LoadRequest, load
+from playground.engine.models.templates import Message
 from playground.engine.threads import isolated, start_thread
 from playground.services.chat import AnswerRequest, ChatService
 from playground.services.compare import CompareService

@@ -10,12 +10,12 @@ import time
 
 import pytest
 
-from playground.engine import zerogpu
+from playground.engine.backends import zerogpu
+from playground.engine.backends.zerogpu import GPURequest, ZeroGPUBackend, gpu_duration
 from playground.engine.batching import BatchShape
-from playground.engine.loader import LoadRequest
-from playground.engine.params import GenerationParams
-from playground.engine.templates import Message
-from playground.engine.zerogpu import GPURequest, ZeroGPUBackend, gpu_duration
+from playground.engine.generation.params import GenerationParams
+from playground.engine.models.loader import LoadRequest
+from playground.engine.models.templates import Message
 from playground.services.chat import AnswerRequest, ChatService
 from playground.services.notebook import NotebookService
 from playground.services.notebook_grid import NotebookRequest

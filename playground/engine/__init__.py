@@ -4,6 +4,6 @@ Importing it registers the native DeciLM and OpenLM architectures with transform
 classes, so those cards load without remote code.
 """
 
-from playground.engine.archs import register_native_architectures
+from playground.engine.models.archs import register_native_architectures
 
 register_native_architectures()

@@ -19,7 +19,7 @@ from transformers import (
     TopPLogitsWarper,
 )
 
-from playground.engine.params import GenerationParams
+from playground.engine.generation.params import GenerationParams
 
 
 class RowRepetitionPenalty(LogitsProcessor):

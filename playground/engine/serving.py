@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from playground.engine.generation import _END, GenerationStats, StreamEvent, eos_ids, follow
-from playground.engine.params import GenerationParams
+from playground.engine.generation.legacy import _END, GenerationStats, StreamEvent, eos_ids, follow
+from playground.engine.generation.params import GenerationParams
 from playground.engine.row_attention import RowKV, RowStep, run_rows
 from playground.engine.sampling import pick_token
 from playground.engine.threads import start_thread

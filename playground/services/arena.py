@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 
-from playground.engine.presets import Preset, PresetRegistry
-from playground.engine.templates import parse_messages
+from playground.engine.models.presets import Preset, PresetRegistry
+from playground.engine.models.templates import parse_messages
 from playground.errors import PlaygroundError
 from playground.services.chat import AnswerRequest, AnswerUpdate
 from playground.services.compare import CompareService

@@ -14,14 +14,14 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
 
-from playground.engine.backends import LocalBackend
-from playground.engine.cache import ModelCache
-from playground.engine.generation import GenerationStats
-from playground.engine.loader import LoadedModel, LoadRequest, Progress
-from playground.engine.params import GenerationParams, parse_params
-from playground.engine.presets import Preset, PresetRegistry
-from playground.engine.remote import RemoteBackend
-from playground.engine.templates import Message, chat_messages, parse_messages
+from playground.engine.backends.local import LocalBackend
+from playground.engine.backends.remote import RemoteBackend
+from playground.engine.generation.legacy import GenerationStats
+from playground.engine.generation.params import GenerationParams, parse_params
+from playground.engine.models.cache import ModelCache
+from playground.engine.models.loader import LoadedModel, LoadRequest, Progress
+from playground.engine.models.presets import Preset, PresetRegistry
+from playground.engine.models.templates import Message, chat_messages, parse_messages
 from playground.errors import PlaygroundError
 from playground.services.limits import Limits, check_text, check_turn
 from playground.store.db import Store, TurnRecord

@@ -7,7 +7,7 @@ import queue
 import threading
 from collections.abc import Iterator
 
-from playground.engine.loader import Progress
+from playground.engine.models.loader import Progress
 from playground.engine.threads import start_thread
 from playground.errors import PlaygroundError
 from playground.services.chat import AnswerRequest, AnswerUpdate, ChatService

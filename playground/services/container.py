@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from playground.engine.backends import LocalBackend
-from playground.engine.cache import GB, ModelCache
-from playground.engine.device import DeviceInfo
-from playground.engine.footprint import estimate_bytes
-from playground.engine.loader import LoadRequest
-from playground.engine.presets import PresetRegistry
-from playground.engine.zerogpu import SLOT_BYTES, ZeroGPUBackend
+from playground.engine.backends.local import LocalBackend
+from playground.engine.backends.zerogpu import SLOT_BYTES, ZeroGPUBackend
+from playground.engine.models.cache import GB, ModelCache
+from playground.engine.models.device import DeviceInfo
+from playground.engine.models.footprint import estimate_bytes
+from playground.engine.models.loader import LoadRequest
+from playground.engine.models.presets import PresetRegistry
 from playground.errors import PlaygroundError
 from playground.services.arena import ArenaService
 from playground.services.chat import ChatService

@@ -24,7 +24,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from sqlalchemy import Integer, Text, and_, false, func, or_, select, true, type_coerce
 
-from playground.engine.presets import PresetRegistry
+from playground.engine.models.presets import PresetRegistry
 from playground.errors import PlaygroundError
 from playground.services.answer_index import TURN_STATS, AnswerIndex, AnswerSnapshot, CountedVotes, gc_paused
 from playground.services.ratings import (

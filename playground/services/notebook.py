@@ -17,11 +17,11 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import closing
 
 from playground.engine.batching import BatchShape, choose_batch_rows
-from playground.engine.cache import ModelCache
-from playground.engine.loader import LoadRequest, Progress
-from playground.engine.params import GenerationParams
-from playground.engine.presets import Preset
-from playground.engine.templates import chat_messages
+from playground.engine.generation.params import GenerationParams
+from playground.engine.models.cache import ModelCache
+from playground.engine.models.loader import LoadRequest, Progress
+from playground.engine.models.presets import Preset
+from playground.engine.models.templates import chat_messages
 from playground.errors import PlaygroundError
 from playground.services.chat import AnswerUpdate, ChatService, turn_record
 from playground.services.feedback import FeedbackService

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from playground.engine.batching import BatchShape
-from playground.engine.params import GenerationParams
-from playground.engine.presets import Preset
+from playground.engine.generation.params import GenerationParams
+from playground.engine.models.presets import Preset
 from playground.services.promptset import PromptRow
 
 MAX_MODELS, MAX_SAMPLES, MAX_CELLS = 8, 8, 4000

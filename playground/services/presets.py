@@ -9,10 +9,10 @@ from typing import Any
 
 import yaml
 
-from playground.engine import embedded
-from playground.engine.params import parse_params
-from playground.engine.presets import NAME_RE, Preset, PresetRegistry, load_preset_file
-from playground.engine.templates import Message, chat_messages
+from playground.engine.generation.params import parse_params
+from playground.engine.models import embedded
+from playground.engine.models.presets import NAME_RE, Preset, PresetRegistry, load_preset_file
+from playground.engine.models.templates import Message, chat_messages
 from playground.errors import PlaygroundError
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from playground.engine.templates import Message, parse_messages
+from playground.engine.models.templates import Message, parse_messages
 from playground.errors import PlaygroundError
 
 DEFAULT_TEMPLATE = "{prompt}"

@@ -36,10 +36,10 @@ from dataclasses import asdict, dataclass, field
 
 from sqlalchemy import exists, select
 
-from playground.engine.loader import LoadRequest
-from playground.engine.params import GenerationParams, parse_params
-from playground.engine.presets import ModelSpec, Preset
-from playground.engine.templates import chat_messages, parse_messages
+from playground.engine.generation.params import GenerationParams, parse_params
+from playground.engine.models.loader import LoadRequest
+from playground.engine.models.presets import ModelSpec, Preset
+from playground.engine.models.templates import chat_messages, parse_messages
 from playground.errors import PlaygroundError
 from playground.services.chat import ChatService
 from playground.store.models import Conversation, Turn, Vote

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from playground.engine.params import GenerationParams
-from playground.engine.presets import Preset
+from playground.engine.generation.params import GenerationParams
+from playground.engine.models.presets import Preset
 from playground.errors import PlaygroundError
 from playground.services.limits import Gate, Visitor
 

@@ -6,8 +6,8 @@ import json
 
 import gradio as gr
 
-from playground.engine.presets import Preset
-from playground.engine.templates import parse_messages
+from playground.engine.models.presets import Preset
+from playground.engine.models.templates import parse_messages
 from playground.errors import PlaygroundError
 from playground.services.container import Services
 from playground.ui.common import ParamWidgets, param_widgets, params_dict, preset_choices, user_errors

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from playground.engine.device import DeviceInfo
-from playground.engine.loader import LoadedModel, LoadRequest, Progress, load
+from playground.engine.models.device import DeviceInfo
+from playground.engine.models.loader import LoadedModel, LoadRequest, Progress, load
 from playground.engine.threads import isolated
 from playground.errors import PlaygroundError
 

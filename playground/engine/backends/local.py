@@ -21,11 +21,12 @@ import threading
 import weakref
 from collections.abc import Iterator, Sequence
 
-from playground.engine import batching, generation
+from playground.engine import batching
 from playground.engine.batching import BatchShape, RowEvent
-from playground.engine.generation import StreamEvent
-from playground.engine.loader import LoadedModel
-from playground.engine.params import GenerationParams
+from playground.engine.generation import legacy as generation
+from playground.engine.generation.legacy import StreamEvent
+from playground.engine.generation.params import GenerationParams
+from playground.engine.models.loader import LoadedModel
 from playground.engine.serving import ServingEngine, probe
 from playground.engine.threads import isolated
 

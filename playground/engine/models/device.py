@@ -116,7 +116,7 @@ class DeviceInfo:
 
     def free_memory_bytes(self) -> int:
         if self.zerogpu:
-            from playground.engine.zerogpu import SLOT_BYTES
+            from playground.engine.backends.zerogpu import SLOT_BYTES
 
             return SLOT_BYTES
         if self.device.startswith("cuda"):

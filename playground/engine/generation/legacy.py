@@ -23,9 +23,9 @@ import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
-from playground.engine.params import GenerationParams
+from playground.engine.generation.params import GenerationParams
+from playground.engine.generation.textstream import IncrementalDecoder, StopStringFilter
 from playground.engine.sampling import processors
-from playground.engine.textstream import IncrementalDecoder, StopStringFilter
 from playground.engine.threads import start_thread
 from playground.errors import PlaygroundError
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from playground.engine.device import DeviceInfo
-from playground.engine.loader import LoadRequest
+from playground.engine.models.device import DeviceInfo
+from playground.engine.models.loader import LoadRequest
 
 BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 QUANT_BYTES = {"8bit": 1.0, "4bit-nf4": 0.55}

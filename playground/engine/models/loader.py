@@ -19,9 +19,9 @@ from typing import Any
 
 import torch
 
-from playground.engine import embedded
-from playground.engine.device import DeviceInfo, dtype_name
-from playground.engine.presets import ModelSpec
+from playground.engine.models import embedded
+from playground.engine.models.device import DeviceInfo, dtype_name
+from playground.engine.models.presets import ModelSpec
 from playground.errors import PlaygroundError
 
 Progress = Callable[[float, str], None]

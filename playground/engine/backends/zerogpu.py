@@ -25,11 +25,12 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from playground.engine import batching, generation
+from playground.engine import batching
 from playground.engine.batching import BatchShape, RowEvent
-from playground.engine.generation import GenerationStats, StreamEvent
-from playground.engine.loader import LoadedModel, LoadRequest
-from playground.engine.params import GenerationParams
+from playground.engine.generation import legacy as generation
+from playground.engine.generation.legacy import GenerationStats, StreamEvent
+from playground.engine.generation.params import GenerationParams
+from playground.engine.models.loader import LoadedModel, LoadRequest
 
 try:  # must come before anything touches CUDA on a Space; absent locally is fine
     import spaces

@@ -21,10 +21,10 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 
-from playground.engine.generation import GenerationStats, StreamEvent
-from playground.engine.params import GenerationParams
-from playground.engine.presets import ModelSpec
-from playground.engine.textstream import StopStringFilter
+from playground.engine.generation.legacy import GenerationStats, StreamEvent
+from playground.engine.generation.params import GenerationParams
+from playground.engine.generation.textstream import StopStringFilter
+from playground.engine.models.presets import ModelSpec
 from playground.errors import PlaygroundError
 
 CONNECT_TIMEOUT_S, READ_TIMEOUT_S = 10.0, 120.0

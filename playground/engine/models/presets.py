@@ -15,8 +15,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from playground.engine.params import GenerationParams
-from playground.engine.templates import Template
+from playground.engine.generation.params import GenerationParams
+from playground.engine.models.templates import Template
 from playground.errors import PlaygroundError
 
 Loader = Literal["embedded-gguf", "transformers", "peft-adapter", "gptq"]
