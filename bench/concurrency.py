@@ -1,14 +1,12 @@
-"""Many users on one model: 16 concurrent API clients against the same 16 requests one at a time.
+"""Many users on one model: 16 concurrent API clients against the same 16 requests one at a time, next
+to what raw transformers reaches batching the same 16 prompts on this machine and dtype.
 
-The app runs as ``app.py`` in its own process (as in ``stream_overhead.py``); each client is its own
-``gradio_client`` session asking ``/generate`` on the default greedy preset for up to 64 new tokens.
-Prints the total tokens/s of both ways, p50/p95 TTFT as the clients saw it, and as the last line
-the ratio concurrent / one-at-a-time throughput as a bare number.
-
-Concurrent requests for one model share forward passes in its serving engine (continuous
-batching, ``engine/serving.py``); the app is started with ``--max-generations`` = clients so the
-Gradio queue lets them all in. ``--serving-rows 0`` measures the app without batched serving
-(each request its own ``generate`` on its own thread). Issue 13's target: >= 6 on 2 cores.
+The app runs as ``app.py`` in its own process; each client is its own ``gradio_client`` session asking
+``/generate`` on the default greedy preset for up to 64 new tokens (``--max-generations`` = clients,
+so the Gradio queue lets them all in). Concurrent requests of one model share passes of the engine
+(continuous batching). The raw side: ``model.generate`` one prompt at a time, then all 16 as one
+left-padded batch, in this process. Prints both gains, the dtype, TTFTs, the app's peak memory while
+the 16 ran, and as the last line app gain / raw gain. Target: >= 0.8.
 
     python bench/concurrency.py [--clients 16] [--tokens 64] [--serving-rows 16]
 """
@@ -23,13 +21,22 @@ import threading
 import time
 from pathlib import Path
 
-from gradio_client import Client
-from stream_overhead import PRESET, receive, start_app
+from harness import (
+    PeakMemory,
+    cpu_description,
+    load_default,
+    raw_speedup,
+    receive,
+    render,
+    start_app,
+    stop_app,
+)
+from stream_overhead import PRESET
 
 SUBJECTS = ["a lighthouse", "a dragon", "a robot", "a pirate", "a baker", "a cat", "an astronaut", "a river"]
 
 
-def ask(client: Client, question: str, tokens: int) -> float:
+def ask(client, question: str, tokens: int) -> float:
     """One request; the time to its first streamed text as the client saw it."""
     messages = json.dumps([{"role": "user", "content": question}])
     params = json.dumps({"max_new_tokens": tokens, "do_sample": False, "repetition_penalty": 1.0})
@@ -47,24 +54,33 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def main() -> None:
+    from gradio_client import Client
+
+    from playground.store.db import Store
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--serving-rows", type=int, default=16)
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="bench-concurrency-"))
+    questions = [
+        f"Write a long story about {SUBJECTS[i % len(SUBJECTS)]} (number {i})." for i in range(args.clients)
+    ]
+
+    _services, preset, loaded = load_default(folder, PRESET)
+    raw_serial, raw_batched, raw_gain = raw_speedup(
+        loaded, [render(preset, loaded, q) for q in questions], args.tokens
+    )
+    dtype = loaded.dtype
+    del loaded, _services
+
     extra = ["--max-generations", str(args.clients), "--serving-rows", str(args.serving_rows)]
-    app, first_client = start_app(folder, extra)
+    app, first_client, _up = start_app(folder, extra)
     try:
         url = first_client.src
         clients = [first_client] + [Client(url, verbose=False) for _ in range(args.clients - 1)]
-        questions = [
-            f"Write a long story about {SUBJECTS[i % len(SUBJECTS)]} (number {i})."
-            for i in range(args.clients)
-        ]
-        ask(clients[0], "Hi", 4)  # warm-up: the app loads its model
-        from playground.store.db import Store
-
+        ask(clients[0], "Hi", 4)  # warm-up: the app loads and probes its model
         store = Store(str(folder / "bench.db"))
 
         def tokens_since(mark: int) -> int:
@@ -84,28 +100,34 @@ def main() -> None:
             results[i] = ask(clients[i], questions[i], args.tokens)
 
         threads = [threading.Thread(target=run, args=(i,)) for i in range(args.clients)]
-        start = time.perf_counter()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        concurrent = time.perf_counter() - start
+        with PeakMemory(app.pid) as memory:
+            start = time.perf_counter()
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            concurrent = time.perf_counter() - start
         concurrent_tokens = tokens_since(mark)
     finally:
-        app.terminate()
-        app.wait(timeout=30)
+        stop_app(app)
     serial_tps, concurrent_tps = serial_tokens / one_by_one, concurrent_tokens / concurrent
-    together = results
-    print(f"{args.clients} requests, up to {args.tokens} new tokens each, greedy, {PRESET}")
+    app_gain = concurrent_tps / serial_tps
+    print(cpu_description())
+    print(f"{args.clients} requests, up to {args.tokens} new tokens each, greedy, {PRESET}, dtype {dtype}")
     print(
-        f"one at a time: {one_by_one:.1f} s, {serial_tokens} tokens, {serial_tps:.1f} tokens/s, "
+        f"raw generate : one by one {raw_serial:.1f} tokens/s, one batch {raw_batched:.1f} tokens/s: {raw_gain:.2f}x"
+    )
+    print(
+        f"app, serial  : {one_by_one:.1f} s, {serial_tokens} tokens, {serial_tps:.1f} tokens/s, "
         f"TTFT p50 {statistics.median(ttfts) * 1000:.0f} ms p95 {percentile(ttfts, 0.95) * 1000:.0f} ms"
     )
     print(
-        f"concurrent   : {concurrent:.1f} s, {concurrent_tokens} tokens, {concurrent_tps:.1f} tokens/s, "
-        f"TTFT p50 {statistics.median(together) * 1000:.0f} ms p95 {percentile(together, 0.95) * 1000:.0f} ms"
+        f"app, 16 at once: {concurrent:.1f} s, {concurrent_tokens} tokens, {concurrent_tps:.1f} tokens/s, "
+        f"TTFT p50 {statistics.median(results) * 1000:.0f} ms p95 {percentile(results, 0.95) * 1000:.0f} ms, "
+        f"app peak RSS {memory.peak / 2**20:.0f} MiB"
     )
-    print(f"{concurrent_tps / serial_tps:.2f}")
+    print(f"app gain {app_gain:.2f}x; app gain / raw gain (target >= 0.8):")
+    print(f"{app_gain / raw_gain:.2f}")
 
 
 if __name__ == "__main__":

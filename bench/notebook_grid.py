@@ -1,11 +1,11 @@
-"""Notebook grid: 16 prompts × 1 model through the app's notebook service vs the same cells one by one.
+"""Notebook grid: 16 prompts × 1 model through the notebook service vs the same 16 answers one at a time
+through the chat service (as Compare runs them), next to raw transformers' batching gain on the same
+16 prompts, machine and dtype; and a one-row grid against the same answer in Compare.
 
-Default model on CPU, 64 new tokens, greedy. The batched side is ``NotebookService.run`` exactly as
-the Notebook tab and ``/notebook_run`` call it (canonical-shape batches, every cell stored in a
-throw-away SQLite file). The sequential side runs the same 16 cells one after another through
-``engine.generation.stream``, the path every Compare column and ``/generate`` answer takes.
-Prints wall time, tokens and tokens/s of both, the peak resident memory of each phase, and, as
-the last line, the ratio sequential wall time / batched wall time as a bare number (target >= 8).
+Default model on CPU, 64 new tokens, greedy. Both app sides go through the one engine (the grid as one
+``stream`` call of 16 requests, prefilled together). Prints wall times, tokens/s, the peak resident
+memory of the grid, the one-row grid / Compare ratio (target <= 1.1), and as the last line
+app gain / raw gain (target >= 0.9).
 
     python bench/notebook_grid.py [--prompts 16] [--tokens 64]
 """
@@ -13,26 +13,16 @@ the last line, the ratio sequential wall time / batched wall time as a bare numb
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from harness import PeakMemory, cpu_description, load_default, raw_speedup, render
 
-import psutil  # noqa: E402
-
-from playground.engine.generation.legacy import stream  # noqa: E402
-from playground.engine.generation.params import GenerationParams  # noqa: E402
-from playground.engine.models.loader import LoadRequest  # noqa: E402
-from playground.services.container import build_services  # noqa: E402
-from playground.services.notebook_grid import NotebookRequest  # noqa: E402
-from playground.services.promptset import build_rows  # noqa: E402
-from playground.settings import Settings  # noqa: E402
+from playground.engine.models.templates import Message
+from playground.services.chat import AnswerRequest
+from playground.services.notebook_grid import NotebookRequest
+from playground.services.promptset import build_rows
 
 PRESET = "smollm2-135m-instruct"
 SUBJECTS = [
@@ -48,24 +38,21 @@ SUBJECTS = [
 THEMES = ["a storm", "a lost key"]
 
 
-class PeakMemory:
-    """Highest resident set size of this process while the block runs (sampled every 20 ms)."""
+def grid(services, rows, overrides, seed: int):
+    started = time.perf_counter()
+    final = list(services.notebook.run(NotebookRequest([PRESET], rows, overrides, seed=seed)))[-1]
+    wall = time.perf_counter() - started
+    assert all(c.status == "done" for c in final.cells), [c.error for c in final.cells if c.error]
+    return wall, sum(c.stats.get("completion_tokens", 0) for c in final.cells)
 
-    def __enter__(self):
-        self.process, self.peak, self._stop = psutil.Process(), 0, threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
-        return self
 
-    def _watch(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.process.memory_info().rss)
-            time.sleep(0.02)
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self.process.memory_info().rss)
+def one_by_one(services, questions, params) -> tuple[float, int]:
+    started, tokens = time.perf_counter(), 0
+    for question in questions:
+        request = AnswerRequest(PRESET, [Message(role="user", content=question)], params=params)
+        last = list(services.chat.answer(request, services.compare.start([PRESET])))[-1]
+        tokens += last.stats["completion_tokens"]
+    return time.perf_counter() - started, tokens
 
 
 def main() -> None:
@@ -73,58 +60,46 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=16)
     parser.add_argument("--tokens", type=int, default=64)
     args = parser.parse_args()
-
     folder = Path(tempfile.mkdtemp(prefix="bench-notebook-"))
-    services = build_services(Settings(db=str(folder / "bench.db"), user_presets_dir=folder / "presets"))
-    preset = services.registry.get(PRESET)
-    loaded = services.cache.get(LoadRequest.from_spec(preset.model))
+    services, preset, loaded = load_default(folder, PRESET)
     questions = [f"Write a long story about {s} and {t}." for t in THEMES for s in SUBJECTS][: args.prompts]
     rows = build_rows([{"prompt": q} for q in questions])
     overrides = {PRESET: {"do_sample": False, "max_new_tokens": args.tokens}}
-    params = GenerationParams.model_validate({**preset.params.model_dump(), **overrides[PRESET], "seed": 0})
+    print(cpu_description())
     print(
         f"device {loaded.device}, dtype {loaded.dtype}; {len(rows)} prompts × 1 model, {args.tokens} new tokens, greedy"
     )
 
-    # warm-up: one short cell each way (first-call allocations, kernel selection)
-    list(
-        services.notebook.run(
-            NotebookRequest([PRESET], rows[:1], {PRESET: {**overrides[PRESET], "max_new_tokens": 4}}, seed=99)
-        )
+    raw_serial, raw_batched, raw_gain = raw_speedup(
+        loaded, [render(preset, loaded, q) for q in questions], args.tokens
     )
-    list(
-        stream(loaded.model, loaded.tokenizer, rows[0].user, params.model_copy(update={"max_new_tokens": 4}))
+    print(
+        f"raw generate: one by one {raw_serial:.1f} tokens/s, one batch {raw_batched:.1f} tokens/s: {raw_gain:.2f}x"
     )
 
-    batched = []
+    grid(services, rows[:1], {PRESET: {**overrides[PRESET], "max_new_tokens": 4}}, seed=99)  # warm-up + probe
+    walls = []
     for seed in (1, 2):  # a new seed each time: otherwise the second run is served from the first
         with PeakMemory() as memory:
-            start = time.perf_counter()
-            grid = list(services.notebook.run(NotebookRequest([PRESET], rows, overrides, seed=seed)))[-1]
-            wall = time.perf_counter() - start
-        tokens = sum(c.stats.get("completion_tokens", 0) for c in grid.cells)
-        assert all(c.status == "done" for c in grid.cells), [c.error for c in grid.cells if c.error]
-        batched.append(wall)
-        rows_per_batch = services.notebook.shape_for(loaded).rows
+            wall, tokens = grid(services, rows, overrides, seed)
+        walls.append(wall)
         print(
-            f"batched (notebook service, {rows_per_batch}-row batches): {wall:.2f} s, {tokens} tokens, "
-            f"{tokens / wall:.1f} tok/s, peak RSS {memory.peak / 2**20:.0f} MiB"
+            f"grid (one stream call): {wall:.2f} s, {tokens} tokens, {tokens / wall:.1f} tok/s, peak RSS {memory.peak / 2**20:.0f} MiB"
         )
-
-    with PeakMemory() as memory:
-        start, tokens = time.perf_counter(), 0
-        for row in rows:
-            prompt = preset.template.render(row.messages(), preset.system_prompt, tokenizer=loaded.tokenizer)
-            last = list(stream(loaded.model, loaded.tokenizer, prompt, params, stop=preset.stop))[-1]
-            tokens += last.stats.completion_tokens
-        sequential = time.perf_counter() - start
+    serial, serial_tokens = one_by_one(services, questions, {**overrides[PRESET], "seed": 3})
     print(
-        f"sequential (engine.stream, one cell after another): {sequential:.2f} s, {tokens} tokens, "
-        f"{tokens / sequential:.1f} tok/s, peak RSS {memory.peak / 2**20:.0f} MiB"
+        f"one at a time (chat service): {serial:.2f} s, {serial_tokens} tokens, {serial_tokens / serial:.1f} tok/s"
     )
-    mean_batched = sum(batched) / len(batched)
-    print(f"sequential / batched wall time (mean of {len(batched)} batched runs):")
-    print(f"{sequential / mean_batched:.2f}")
+
+    one_row = [grid(services, rows[:1], overrides, seed)[0] for seed in (10, 11, 12)]
+    compare = [one_by_one(services, questions[:1], {**overrides[PRESET], "seed": s})[0] for s in (13, 14, 15)]
+    print(
+        f"one-row grid {min(one_row):.2f} s vs the same answer in Compare {min(compare):.2f} s: {min(one_row) / min(compare):.2f} (target <= 1.1)"
+    )
+
+    app_gain = (serial / serial_tokens) / (min(walls) / tokens)
+    print(f"app gain {app_gain:.2f}x; app gain / raw gain (target >= 0.9):")
+    print(f"{app_gain / raw_gain:.2f}")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     except PlaygroundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if settings.backend == "local":  # the first answer should not pay for loading and probing
+        services.warmup.start(services.chat.backends, services.registry, settings.columns)
     auth = tuple(settings.auth.split(":", 1)) if settings.auth else None
     if settings.share and not auth:
         print(

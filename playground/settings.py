@@ -53,8 +53,7 @@ class Settings:
     )
     leaderboard_min_battles: int = 30  # fewer battles: the model is marked provisional
     style_control: bool = True  # the second, style-controlled ranking (length and markdown as covariates)
-    notebook_batch_rows: int = 16  # rows of the notebook's canonical batch (fewer if memory is short)
-    serving_rows: int = 16  # concurrent answers of one model sharing forward passes (below 2: one at a time)
+    serving_rows: int = 16  # answers of one model sharing a forward pass (below 2: one at a time), every tab
     backend: str = "local"  # local | zerogpu (a Hugging Face ZeroGPU Space)
     sync_repo: str | None = None  # dataset repo (user/name or file:///folder/user/name) for rated data
     sync_every_min: float = 5.0
@@ -120,16 +119,10 @@ class Settings:
             help="offer the style-controlled ranking (answer length and markdown as covariates)",
         )
         parser.add_argument(
-            "--notebook-batch-rows",
-            type=int,
-            default=int(env("PLAYGROUND_NOTEBOOK_BATCH_ROWS", d.notebook_batch_rows)),
-            help="rows per batch in the Notebook grid (the most; fewer when the model's memory is short)",
-        )
-        parser.add_argument(
             "--serving-rows",
             type=int,
             default=int(env("PLAYGROUND_SERVING_ROWS", d.serving_rows)),
-            help="most concurrent answers of one model batched together (continuous batching); 0 or 1: off",
+            help="most answers of one model computed together (Compare, Arena, API, Notebook grids); 0 or 1: off",
         )
         parser.add_argument(
             "--backend",
@@ -170,8 +163,6 @@ class Settings:
                 flag, type=int, dest=name, default=int(env(env_name, getattr(limit, name))), help=help_text
             )
         args = parser.parse_args(argv)
-        if args.notebook_batch_rows < 1:
-            parser.error("--notebook-batch-rows must be at least 1")
         columns = [c.strip() for c in args.columns.split(",") if c.strip()]
         if not 2 <= len(columns) <= 4:
             parser.error(f"--columns needs 2 to 4 preset names, got {len(columns)}")
@@ -201,7 +192,6 @@ class Settings:
             leaderboard_prior_sd=args.leaderboard_prior_sd,
             leaderboard_min_battles=args.leaderboard_min_battles,
             style_control=args.style_control,
-            notebook_batch_rows=args.notebook_batch_rows,
             serving_rows=args.serving_rows,
             backend=args.backend,
             sync_repo=args.sync_repo,

@@ -5,6 +5,7 @@ import json
 import pytest
 from gradio_client import Client
 
+from playground.engine.models.loader import LoadRequest
 from playground.engine.models.templates import Message
 from playground.store.models import Turn
 
@@ -53,7 +54,7 @@ def test_compare_rate_vote_and_the_rows_in_sqlite(client, services):
     for i, column in enumerate(columns):
         row: Turn = turns[column["turn_id"]]
         preset = services.registry.get(TWO[i])
-        tokenizer = services.cache.get(services.chat.load_request(_req(TWO[i]))).tokenizer
+        tokenizer = services.cache.get(LoadRequest.from_spec(preset.model)).tokenizer
         expected_prompt = preset.template.render(
             [Message(**QUESTION[0])], preset.system_prompt, tokenizer=tokenizer
         )

@@ -68,7 +68,8 @@ def test_battle_rules_and_secrecy(clients, services):
     assert vote.identity_leaked == reveal["identity_leaked"]
     turns = services.store.turns(vote.conversation_id)
     assert sorted((t.column, t.preset_name) for t in turns) == [(0, presets[0]), (1, presets[1])]
-    assert all(t.params == services.registry.get(t.preset_name).params.model_dump() for t in turns)
+    for t in turns:  # the preset's defaults, with the seed the answer ran with
+        assert t.params == services.registry.get(t.preset_name).params.model_dump() | {"seed": t.seed}
 
     rows = player.predict(False, True, "", "", api_name="/leaderboard")
     assert set(presets) <= {r["model"] for r in rows}

@@ -12,7 +12,6 @@ import pytest
 from gradio_client import Client
 
 from playground.services.leaderboard import LeaderboardFilters
-from playground.services.notebook import NotebookService
 from playground.services.notebook_export import cell_records
 from playground.services.notebook_grid import NotebookRequest
 from playground.services.promptset import build_rows
@@ -117,20 +116,23 @@ def test_bad_requests_give_the_real_cause(client):
 
 
 def test_stop_keeps_the_finished_cells_and_one_bad_row_fails_alone(services):
-    notebook = NotebookService(services.chat, services.store, services.feedback, max_batch_rows=2)
+    notebook = services.notebook
     rows = build_rows([{"prompt": p} for p in ("Name a cat.", "Name a dog.", "Name a bird.", "Name a fish.")])
-    request = NotebookRequest([TWO[1]], rows, {TWO[1]: {"max_new_tokens": 8}})
+    names = [TWO[1], TWO[0]]
+    request = NotebookRequest(names, rows, {n: {"max_new_tokens": 8} for n in names}, seed=4242)
     cancel = threading.Event()
     for grid in notebook.run(request, cancel=cancel):
-        if grid.done >= 2:  # the first batch of two finished: stop the rest
+        if grid.done >= 4:  # the first model's cells finished (they run as one batch): stop the rest
             cancel.set()
-    assert [c.status for c in grid.cells] == ["done", "done", "not run", "not run"] and grid.finished
+    first = [c for c in grid.cells if c.model == 0]
+    second = [c for c in grid.cells if c.model == 1]
+    assert [c.status for c in first] == ["done"] * 4 and grid.finished
+    assert {c.status for c in second} <= {"stopped", "not run"}
     stored = services.store.notebook_cells(grid.conversation_id)
-    assert [(cell.row_index, turn.output) for cell, turn in stored] == [
-        (0, grid.cells[0].text),
-        (1, grid.cells[1].text),
+    assert [(cell.row_index, turn.output) for cell, turn in stored if cell.model_index == 0] == [
+        (c.row, c.text) for c in first
     ]
-    assert all(cell.batch_rows == 2 and cell.padded_length == 64 for cell, _turn in stored)
+    assert all(turn.finish_reason == "stopped" for cell, turn in stored if cell.model_index == 1)
 
     # 15,000 characters (under --max-input-chars), 15,000 tokens (over the 8,192 of the context)
     huge = build_rows([{"prompt": "Say yes."}, {"prompt": "0123456789" * 1500}])

@@ -18,6 +18,7 @@ import pytest
 import yaml
 from gradio_client import Client
 
+from playground.engine.backends.base import render_with
 from playground.engine.models import embedded
 from playground.engine.models.presets import load_preset_file
 from playground.engine.models.templates import Message
@@ -116,8 +117,11 @@ def test_the_card_template_is_rendered_here_and_streams_from_the_server(server, 
     assert final.text == local[-1].text  # greedy: the same answer as the same card run here
     turn = services.store.turns(conversation)[-1]
     assert turn.device == f"remote:{server.url}" and turn.revision == f"{server.folder}@{server.url}"
-    assert turn.prompt == services.chat.render(
-        services.registry.get(name), [Message(role="user", content="Name a planet.")], None
+    assert (
+        turn.prompt
+        == render_with(
+            services.registry.get(name), [Message(role="user", content="Name a planet.")], None
+        ).text
     )
     assert turn.output == final.text and final.stats["completion_tokens"] > 0 and final.stats["ttft_s"] > 0
 

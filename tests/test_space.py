@@ -35,7 +35,7 @@ def test_make_space_assembles_a_pushable_folder(tmp_path):
         check=True,
     )
     assert "git push" in done.stdout
-    assert (out / "playground" / "engine" / "zerogpu.py").is_file() and (
+    assert (out / "playground" / "engine" / "backends" / "zerogpu.py").is_file() and (
         out / "presets" / "tulu-7b-gptq.yaml"
     ).is_file()
     assert not list(out.glob("**/__pycache__"))

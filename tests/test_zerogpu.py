@@ -11,9 +11,11 @@ import time
 import pytest
 
 from playground.engine.backends import zerogpu
+from playground.engine.backends.base import Backends
 from playground.engine.backends.zerogpu import GPURequest, ZeroGPUBackend, gpu_duration
-from playground.engine.batching import BatchShape
 from playground.engine.generation.params import GenerationParams
+from playground.engine.generation.request import GenerationRequest
+from playground.engine.generation.runner import Layout
 from playground.engine.models.loader import LoadRequest
 from playground.engine.models.templates import Message
 from playground.services.chat import AnswerRequest, ChatService
@@ -66,17 +68,21 @@ class ForkedGPU:
 
 def zerogpu_chat(services) -> tuple[ChatService, ForkedGPU]:
     gpu = ForkedGPU()
-    return ChatService(
-        services.registry, services.cache, services.store, ZeroGPUBackend(services.cache, gpu)
-    ), gpu
+    backends = Backends(ZeroGPUBackend(services.cache, gpu), services.chat.backends.remote)
+    return ChatService(services.registry, services.cache, services.store, backends), gpu
+
+
+def gpu_request(
+    tokens: int, speed=20.0, prompt=100, weights=2 * 1024**3, count=1, layout=Layout("packed", 16)
+):
+    params = GenerationParams(max_new_tokens=tokens, seed=1)
+    requests = tuple(GenerationRequest.build("p", params) for _ in range(count))
+    return GPURequest(KEY, requests, layout, 16, prompt, speed, weights)
 
 
 def test_the_duration_fits_the_request():
-    def asked(tokens, speed=20.0, prompt=100, weights=2 * 1024**3):
-        params = GenerationParams(max_new_tokens=tokens).model_dump()
-        return gpu_duration(
-            GPURequest(KEY, ("p",), params, prompt_tokens=prompt, tokens_per_s=speed, weights_bytes=weights)
-        )
+    def asked(tokens, speed=20.0, **kw):
+        return gpu_duration(gpu_request(tokens, speed, **kw))
 
     durations = [asked(n) for n in (1, 16, 64, 256, 1024, 4096)]
     assert durations == sorted(durations) and durations[0] < durations[-1]  # monotone in max_new_tokens
@@ -85,14 +91,14 @@ def test_the_duration_fits_the_request():
         need = zerogpu.BASE_OVERHEAD_S + 1 + 100 / zerogpu.PREFILL_TOKENS_PER_S + tokens / speed
         assert asked(tokens, speed) >= need  # never below what the answer needs at that speed
     assert asked(64, speed=100.0) < asked(64, speed=10.0)  # faster models ask for shorter slots
+    assert asked(64, count=40) > asked(64, count=16)  # past one pass of rows, later passes take longer
+    assert asked(64, layout=None) > asked(64)  # the first call of a model also probes it
 
 
 def test_what_crosses_the_boundary_is_small_and_picklable():
-    request = GPURequest(
-        KEY, ("a prompt",), GenerationParams().model_dump(), ("</s>",), 2048, (1, 2), (16, 64)
-    )
+    request = gpu_request(64, count=2)
     data = pickle.dumps(request)
-    assert len(data) < 2000 and pickle.loads(data) == request
+    assert len(data) < 3000 and pickle.loads(data) == request
 
 
 @pytest.mark.slow
@@ -138,21 +144,30 @@ def test_closing_the_consumer_stops_the_workers_generation(services):
 
 
 @pytest.mark.slow
-def test_a_notebook_grid_runs_in_forked_workers(services):
+def test_a_notebook_grid_runs_in_forked_workers_with_the_local_texts(services):
     chat, gpu = zerogpu_chat(services)
     rows = build_rows([{"prompt": p} for p in ("Name a planet.", "Name a moon.", "Name a star.")])
-    name = "smollm2-135m-instruct-greedy"
-    request = NotebookRequest([name], rows, {name: {"max_new_tokens": 12}}, seed=5)
-    remote = list(NotebookService(chat, services.store, services.feedback, max_batch_rows=4).run(request))[-1]
-    here = list(
-        NotebookService(services.chat, services.store, services.feedback, max_batch_rows=4).run(
-            NotebookRequest([name], rows, {name: {"max_new_tokens": 12}}, seed=6)
+    name = "smollm2-135m-instruct"
+    params = {name: {"max_new_tokens": 12, "temperature": 0.9, "top_k": 30, "repetition_penalty": 1.1}}
+    forked = list(
+        NotebookService(chat, services.store, services.feedback).run(
+            NotebookRequest([name], rows, params, seed=5)
         )
     )[-1]
-    assert [c.status for c in remote.cells] == ["done"] * 3
-    assert [c.text for c in remote.cells] == [c.text for c in here.cells]  # greedy: the seed does not matter
-    stored = {t.id: t for t in services.store.turns(remote.conversation_id)}
-    assert [stored[c.turn_id].output for c in remote.cells] == [c.text for c in remote.cells]
-    assert BatchShape(4, 64) == NotebookService(chat, services.store, services.feedback, 4).shape_for(
-        services.cache.get(LoadRequest.from_spec(services.registry.get(name).model))
-    )
+    assert [c.status for c in forked.cells] == ["done"] * 3
+    here = [
+        list(chat_answer(services.chat, services, name, row.user, {**params[name], "seed": 5}))[-1].text
+        for row in rows
+    ]
+    assert [c.text for c in forked.cells] == here  # seeded sampling: the same texts as in this process
+    stored = {t.id: t for t in services.store.turns(forked.conversation_id)}
+    assert [stored[c.turn_id].output for c in forked.cells] == [c.text for c in forked.cells]
+    assert [stored[c.turn_id].device for c in forked.cells] == ["zerogpu:cpu"] * 3
+    layout = chat.backends.machine.probe_result(LoadRequest.from_spec(services.registry.get(name).model))
+    assert layout is not None  # probed in the first worker, kept by the main process
+    assert gpu.exits and all(code == 0 for code, _s in gpu.exits)
+
+
+def chat_answer(chat, services, name, text, params):
+    request = AnswerRequest(name, [Message(role="user", content=text)], params=params)
+    return chat.answer(request, services.compare.start([name]))

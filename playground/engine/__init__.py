@@ -1,9 +1,15 @@
-"""Model engine: presets, templates, loading, the model cache and streaming generation.
+"""The engine: model cards and loading (``models/``), the one generation pipeline (``generation/``)
+and the backends that serve it (``backends/``: local, ZeroGPU, OpenAI-compatible servers).
 
-Importing it registers the native DeciLM and OpenLM architectures with transformers' Auto
-classes, so those cards load without remote code.
+No storage and no UI here. Nothing happens on import: ``setup()`` registers the native
+architectures and the engine's attention with transformers, once, at start-up.
 """
 
-from playground.engine.models.archs import register_native_architectures
 
-register_native_architectures()
+def setup() -> None:
+    """Register the native DeciLM/OpenLM architectures and the engine's attention (idempotent)."""
+    from playground.engine.generation.attention import register
+    from playground.engine.models.archs import register_native_architectures
+
+    register_native_architectures()
+    register()

@@ -7,21 +7,21 @@ so they are rendered, streamed and stored the same way.
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
 
+from playground.engine.backends.base import Backends, Origin
 from playground.engine.backends.local import LocalBackend
 from playground.engine.backends.remote import RemoteBackend
-from playground.engine.generation.legacy import GenerationStats
 from playground.engine.generation.params import GenerationParams, parse_params
+from playground.engine.generation.request import GenerationRequest, GenerationStats
 from playground.engine.models.cache import ModelCache
-from playground.engine.models.loader import LoadedModel, LoadRequest, Progress
+from playground.engine.models.loader import Progress
 from playground.engine.models.presets import Preset, PresetRegistry
-from playground.engine.models.templates import Message, chat_messages, parse_messages
+from playground.engine.models.templates import Message, parse_messages
 from playground.errors import PlaygroundError
 from playground.services.limits import Limits, check_text, check_turn
 from playground.store.db import Store, TurnRecord
@@ -66,15 +66,15 @@ class ChatService:
         registry: PresetRegistry,
         cache: ModelCache,
         store: Store,
-        backend=None,
+        backends: Backends | None = None,
         limits: Limits | None = None,
     ):
         self.registry = registry
         self.cache = cache
         self.store = store
         self.limits = limits or Limits()
-        self.backend = backend or LocalBackend()  # engine/backends.py: local or ZeroGPU
-        self.remote = RemoteBackend()  # presets whose model is served by an OpenAI-compatible server
+        # engine/backends: this machine's (local or ZeroGPU) and served models; default: local on ``cache``
+        self.backends = backends or Backends(LocalBackend(cache), RemoteBackend())
 
     def preset(self, name: str) -> Preset:
         return self.registry.get(name)
@@ -95,17 +95,11 @@ class ChatService:
     def params_for(self, preset: Preset, overrides: dict[str, Any] | None) -> GenerationParams:
         return parse_params(overrides, base=preset.params)
 
-    def render(
-        self, preset: Preset, messages: list[Message], system_prompt: str | None, tokenizer=None
-    ) -> str:
-        system = preset.system_prompt if system_prompt is None else system_prompt
-        return preset.template.render(messages, system, tokenizer=tokenizer)
-
-    def load_request(self, request: AnswerRequest) -> LoadRequest:
-        """The model-cache key of the request's local model."""
-        return LoadRequest.from_spec(
-            self.preset(request.preset).model, request.revision, request.quantization
-        )
+    def available(self, preset: Preset) -> None:
+        if preset.name in self.registry.unavailable:
+            raise PlaygroundError(
+                f"{preset.display_name} is unavailable here: {self.registry.unavailable[preset.name]}"
+            )
 
     def answer(
         self,
@@ -119,64 +113,41 @@ class ChatService:
         cancel = cancel or threading.Event()
         started = utcnow()
         update = AnswerUpdate()
-        context: dict[str, Any] = {"prompt": "", "params": {}, "seed": None, "loaded": None}
+        ran = Ran()
         try:
             preset = self.preset(request.preset)
-            if preset.name in self.registry.unavailable:
-                raise PlaygroundError(
-                    f"{preset.display_name} is unavailable here: {self.registry.unavailable[preset.name]}"
-                )
+            self.available(preset)
             params = self.params_for(preset, request.params)
-            context["params"] = params.model_dump()
-            if preset.model.remote:
-                yield from self._remote(preset, request, params, update, context, cancel)
-            else:
-                yield from self._local(preset, request, params, update, context, cancel, progress)
+            ran.params = params
+            waiting = self.backends.waiting_for(preset, request.revision, request.quantization)
+            if waiting:
+                update.status = waiting
+                yield update
+            with self.backends.open(preset, request.revision, request.quantization, progress) as model:
+                ran.origin = model.origin
+                rendered = model.render(request.messages, request.system_prompt)
+                generation = GenerationRequest.build(
+                    rendered.text, params, preset.stop, model.context_length, rendered.messages
+                )
+                ran.prompt, ran.params = rendered.text, generation.params
+                update.status = "generating…"
+                yield from follow(model.stream([generation], cancel), update)
         except PlaygroundError as exc:
             update.error, update.finish_reason = str(exc), "error"
         except GeneratorExit:
             update.finish_reason = "stopped"
             with contextlib.suppress(PlaygroundError):  # nobody is listening any more to be told
-                self._record(request, conversation_id, column, update, context, started)
+                self._record(request, conversation_id, column, update, ran, started)
             raise
         update.done = True
         try:
-            update.turn_id = self._record(request, conversation_id, column, update, context, started)
+            update.turn_id = self._record(request, conversation_id, column, update, ran, started)
         except PlaygroundError as exc:  # the database refused it: say so, keep the text on screen
             update.error = f"this answer was not saved: {exc}"
             update.finish_reason = update.finish_reason or "error"
         yield update
 
-    def _local(self, preset, request, params, update, context, cancel, progress) -> Iterator[AnswerUpdate]:
-        load_request = self.load_request(request)
-        if load_request not in self.cache.loaded():
-            update.status = f"loading {load_request.label()}…"
-            yield update
-        with self.cache.use(load_request, progress) as loaded:
-            context["loaded"] = loaded
-            prompt = self.render(preset, request.messages, request.system_prompt, loaded.tokenizer)
-            context["prompt"] = prompt
-            update.status = "generating…"
-            context_length = preset.model.context_length or loaded.context_length
-            events = self.backend.stream(loaded, prompt, params, preset.stop, context_length, cancel)
-            yield from _follow(events, update, context)
-
-    def _remote(self, preset, request, params, update, context, cancel) -> Iterator[AnswerUpdate]:
-        """A model on an OpenAI-compatible server: the card's rendered prompt, or the messages for
-        ``template: server``; what was sent is stored as the prompt."""
-        system = preset.system_prompt if request.system_prompt is None else request.system_prompt
-        if preset.template.kind == "server":
-            payload = chat_messages(request.messages, system)
-            context["prompt"] = json.dumps(payload, ensure_ascii=False)
-        else:
-            payload = context["prompt"] = self.render(preset, request.messages, request.system_prompt)
-        context["remote"] = preset.model
-        update.status = f"asking {preset.model.base_url}…"
-        yield from _follow(
-            self.remote.stream(preset.model, payload, params, preset.stop, cancel), update, context
-        )
-
-    def _record(self, request, conversation_id, column, update, context, started) -> int | None:
+    def _record(self, request, conversation_id, column, update, ran: Ran, started) -> int | None:
         if not conversation_id:
             return None
         preset = self.registry.get(request.preset) if request.preset in self.registry else None
@@ -186,33 +157,36 @@ class ChatService:
         system = request.system_prompt
         if system is None:
             system = preset.system_prompt if preset else ""
-        remote = context.get("remote")
         return self.store.record_turn(
             turn_record(
                 preset,
-                context["loaded"],
-                self.backend,
+                ran,
                 conversation_id=conversation_id,
                 column=column,
                 turn_index=turn_index,
                 preset_name=request.preset,
                 messages=request.messages,
                 system_prompt=system,
-                prompt=context["prompt"],
-                params=context["params"],
-                seed=context["seed"],
                 update=update,
                 started=started,
+                revision=request.revision,
                 quantization=request.quantization,
-                **(self.remote.where(remote) if remote else {"revision": request.revision}),
             )
         )
 
 
+@dataclass
+class Ran:
+    """What an answer ran with, filled in as it becomes known (what is stored is what ran)."""
+
+    prompt: str = ""
+    params: GenerationParams | None = None  # with the seed it ran with, once the request was built
+    origin: Origin | None = None
+
+
 def turn_record(
     preset: Preset | None,
-    loaded: LoadedModel | None,
-    backend,
+    ran: Ran,
     *,
     conversation_id: str,
     column: int,
@@ -220,16 +194,14 @@ def turn_record(
     preset_name: str,
     messages: list[Message],
     system_prompt: str,
-    prompt: str,
-    params: dict,
-    seed: int | None,
     update: AnswerUpdate,
     started,
     revision: str | None = None,
     quantization: str | None = None,
-    device: str | None = None,
 ) -> TurnRecord:
     """A finished (or stopped, or failed) answer with everything needed to reproduce it."""
+    origin = ran.origin
+    params = ran.params.model_dump() if ran.params is not None else {}
     return TurnRecord(
         conversation_id=conversation_id,
         column=column,
@@ -237,15 +209,15 @@ def turn_record(
         preset_name=preset_name,
         preset_hash=preset.file_hash if preset else "",
         model_id=preset.model.id if preset else "",
-        revision=loaded.resolved_revision if loaded else (revision or ""),
-        quantization=loaded.request.quantization if loaded else (quantization or ""),
-        dtype=loaded.dtype if loaded else "",
-        device=device or (backend.label(loaded) if loaded else ""),
+        revision=origin.revision if origin else (revision or ""),
+        quantization=origin.quantization if origin else (quantization or ""),
+        dtype=origin.dtype if origin else "",
+        device=origin.device if origin else "",
         messages=[m.model_dump() for m in messages],
         system_prompt=system_prompt,
-        prompt=prompt,
+        prompt=ran.prompt,
         params=params,
-        seed=seed,
+        seed=params.get("seed"),
         output=update.text,
         finish_reason=update.finish_reason or "stopped",
         error=update.error,
@@ -254,14 +226,15 @@ def turn_record(
     )
 
 
-def _follow(events, update: AnswerUpdate, context: dict) -> Iterator[AnswerUpdate]:
-    """Copy a backend's events into ``update``, yielding it until the final one (not yielded)."""
+def follow(events, update: AnswerUpdate) -> Iterator[AnswerUpdate]:
+    """Copy one answer's events into ``update``, yielding it until the final one (not yielded)."""
     with closing(events):
         for event in events:
-            context["seed"] = event.seed
             update.text, update.stats = event.text, event.stats.as_dict()
             if event.done:
                 update.finish_reason = event.finish_reason
+                if event.error:
+                    raise PlaygroundError(event.error)
                 return
             yield update
 

@@ -9,7 +9,10 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from playground.engine import setup
+from playground.engine.backends.base import Backends
 from playground.engine.backends.local import LocalBackend
+from playground.engine.backends.remote import RemoteBackend
 from playground.engine.backends.zerogpu import SLOT_BYTES, ZeroGPUBackend
 from playground.engine.models.cache import GB, ModelCache
 from playground.engine.models.device import DeviceInfo
@@ -27,6 +30,7 @@ from playground.services.notebook import NotebookService
 from playground.services.presets import PresetService
 from playground.services.replay import ReplayService
 from playground.services.runs import RunRegistry
+from playground.services.warmup import Warmup
 from playground.settings import Settings
 from playground.store.db import Store
 
@@ -47,6 +51,7 @@ class Services:
     notebook: NotebookService
     gate: Gate  # per-visitor limits on concurrent generations and votes
     replay: ReplayService
+    warmup: Warmup  # the default model loaded and probed in the background at start-up
 
 
 def check_zerogpu_fit(registry: PresetRegistry, device: DeviceInfo, slot_bytes: int = SLOT_BYTES) -> None:
@@ -87,6 +92,7 @@ def _warm_up(leaderboard: LeaderboardService) -> None:
 
 
 def build_services(settings: Settings) -> Services:
+    setup()
     registry = PresetRegistry.from_folders(settings.presets_dir, settings.user_presets_dir)
     for name in settings.columns:
         registry.get(name)
@@ -107,8 +113,13 @@ def build_services(settings: Settings) -> Services:
         sqlite = store.url.startswith("sqlite")
         data_dir = Path(store.url.removeprefix("sqlite:///")).parent if sqlite else settings.cache_dir
         start_sync(store, settings.sync_repo, data_dir, settings.sync_every_min)
-    backend = ZeroGPUBackend(cache) if zerogpu else LocalBackend(settings.serving_rows)
-    chat = ChatService(registry, cache, store, backend, settings.limits)
+    machine = (
+        ZeroGPUBackend(cache, serving_rows=settings.serving_rows)
+        if zerogpu
+        else LocalBackend(cache, settings.serving_rows)
+    )
+    backends = Backends(machine, RemoteBackend())
+    chat = ChatService(registry, cache, store, backends, settings.limits)
     compare = CompareService(chat, store)
     feedback = FeedbackService(store)
     leaderboard = LeaderboardService(
@@ -129,11 +140,12 @@ def build_services(settings: Settings) -> Services:
         chat=chat,
         compare=compare,
         feedback=feedback,
-        presets=PresetService(registry, settings.user_presets_dir, settings.cache_dir),
+        presets=PresetService(registry, settings.user_presets_dir, settings.cache_dir, backends.batching),
         runs=RunRegistry(),
         arena=ArenaService(registry, compare, store, settings.arena_pool, settings.arena_weights),
         leaderboard=leaderboard,
-        notebook=NotebookService(chat, store, feedback, settings.notebook_batch_rows),
+        notebook=NotebookService(chat, store, feedback),
         gate=Gate(settings.limits),
         replay=ReplayService(chat),
+        warmup=Warmup(),
     )

@@ -7,8 +7,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from playground.engine.batching import BatchShape
+from playground.engine.backends.base import Origin
 from playground.engine.generation.params import GenerationParams
+from playground.engine.generation.request import GenerationRequest
 from playground.engine.models.presets import Preset
 from playground.services.promptset import PromptRow
 
@@ -99,14 +100,25 @@ class GridUpdate:
         }
 
 
-def cache_key(
-    preset: Preset, row: PromptRow, system: str, params: GenerationParams, shape: BatchShape
-) -> str:
+@dataclass
+class PreparedCell:
+    """A cell ready to generate: its request, what it runs with, its system prompt and cache key."""
+
+    cell: Cell
+    generation: GenerationRequest
+    ran: Any  # services.chat.Ran
+    system: str
+    key: str
+
+
+def cache_key(preset: Preset, row: PromptRow, system: str, params: GenerationParams, origin: Origin) -> str:
+    """What decides a cell's text: its inputs and where it runs (the same request gives the same
+    text on the same revision, quantisation, dtype and device)."""
     payload = {
         "messages": [m.model_dump() for m in row.messages()],
         "system": system,
         "preset_hash": preset.file_hash,
         "params": params.model_dump(),
-        "shape": [shape.rows, shape.bucket] if shape else None,  # None: a served (remote) model
+        "origin": [origin.revision, origin.quantization, origin.dtype, origin.device],
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()

@@ -17,15 +17,19 @@ from playground.errors import PlaygroundError
 
 
 class PresetService:
-    def __init__(self, registry: PresetRegistry, user_dir: Path, cache_root: Path):
+    def __init__(self, registry: PresetRegistry, user_dir: Path, cache_root: Path, batching=None):
         self.registry = registry
+        self.batching = batching or (lambda preset: None)  # preset → the engine's probe result, once probed
         self.user_dir = user_dir
         self.cache_root = cache_root
         self._tokenizers: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
 
     def list(self) -> list[dict[str, Any]]:
-        return [p.summary() | {"user_preset": self._is_user(p)} for p in self.registry]
+        return [
+            p.summary() | {"user_preset": self._is_user(p), "batching": self.batching(p)}
+            for p in self.registry
+        ]
 
     def render_prompt(
         self, name: str, messages: list[Message], system_prompt: str | None = None

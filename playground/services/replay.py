@@ -3,7 +3,7 @@
 The model is fed the turn's **stored rendered prompt** (what it read then, not a re-render, so a
 template edited since cannot change it), with the stored parameters and the seed that was used, on
 the preset's model at the stored revision and quantisation, with the preset's stop strings, through
-the same backend as every answer (``ChatService.backend`` / ``.remote``). Sampling draws from a
+the same backend as every answer (``ChatService.backends``: for a local model the same engine). Sampling draws from a
 per-request generator seeded with that seed, so greedy and seeded answers replay to the same text
 on the same machine and dtype.
 
@@ -37,9 +37,9 @@ from dataclasses import asdict, dataclass, field
 from sqlalchemy import exists, select
 
 from playground.engine.generation.params import GenerationParams, parse_params
-from playground.engine.models.loader import LoadRequest
+from playground.engine.generation.request import GenerationRequest
 from playground.engine.models.presets import ModelSpec, Preset
-from playground.engine.models.templates import chat_messages, parse_messages
+from playground.engine.models.templates import parse_messages
 from playground.errors import PlaygroundError
 from playground.services.chat import ChatService
 from playground.store.models import Conversation, Turn, Vote
@@ -99,10 +99,7 @@ class ReplayService:
         params, notes = replay_params(turn)
         run = _Run()
         try:
-            if preset.model.remote:
-                self._remote(preset, turn, params, cancel or threading.Event(), run)
-            else:
-                self._local(preset, turn, params, cancel or threading.Event(), run)
+            self._run(preset, turn, params, cancel or threading.Event(), run)
         except PlaygroundError as exc:
             run.error, run.finish_reason = str(exc), "error"
         result = ReplayResult(
@@ -169,41 +166,33 @@ class ReplayService:
             )
         return registry.get(turn.preset_name)
 
-    def _local(self, preset: Preset, turn: Turn, params: GenerationParams, cancel, run: _Run) -> None:
+    def _run(self, preset: Preset, turn: Turn, params: GenerationParams, cancel, run: _Run) -> None:
+        """The stored prompt (or, for a server template, the stored messages) through the preset's
+        backend, at the stored revision and quantisation where the preset still offers them."""
         spec = preset.model
         quantization = turn.quantization if turn.quantization in spec.all_quantizations() else None
-        request = LoadRequest.from_spec(spec, revision_for(spec, turn.revision), quantization)
-        with self.chat.cache.use(request) as loaded:
-            run.revision, run.dtype = loaded.resolved_revision, loaded.dtype
-            run.device = self.chat.backend.label(loaded)
-            run.rendered = self._render(preset, turn, loaded.tokenizer)
-            context_length = spec.context_length or loaded.context_length
-            events = self.chat.backend.stream(
-                loaded, turn.prompt, params, preset.stop, context_length, cancel
-            )
-            _finish(events, run)
-
-    def _remote(self, preset: Preset, turn: Turn, params: GenerationParams, cancel, run: _Run) -> None:
-        where = self.chat.remote.where(preset.model)
-        run.revision, run.device, run.dtype = where["revision"], where["device"], turn.dtype
-        if preset.template.kind == "server":
+        revision = None if spec.remote else revision_for(spec, turn.revision)
+        with self.chat.backends.open(preset, revision, quantization) as model:
+            origin = model.origin
+            run.revision, run.device, run.dtype = origin.revision, origin.device, origin.dtype or turn.dtype
+            messages = None
+            if preset.template.kind == "server":
+                try:
+                    messages = json.loads(turn.prompt)
+                except ValueError:
+                    raise PlaygroundError(
+                        f"answer {turn.id} was not sent as chat messages; its preset now uses `template: server`"
+                    ) from None
             try:
-                payload = json.loads(turn.prompt)
-            except ValueError:
-                raise PlaygroundError(
-                    f"answer {turn.id} was not sent as chat messages; its preset now uses `template: server`"
-                ) from None
-            messages = chat_messages(parse_messages(turn.messages), turn.system_prompt)
-            run.rendered = json.dumps(messages, ensure_ascii=False)
-        else:
-            payload, run.rendered = turn.prompt, self._render(preset, turn)
-        _finish(self.chat.remote.stream(preset.model, payload, params, preset.stop, cancel), run)
-
-    def _render(self, preset: Preset, turn: Turn, tokenizer=None) -> str | None:
-        try:
-            return self.chat.render(preset, parse_messages(turn.messages), turn.system_prompt, tokenizer)
-        except PlaygroundError:
-            return None  # the stored messages no longer render (e.g. a template that needs a system turn)
+                run.rendered = model.render(parse_messages(turn.messages), turn.system_prompt).text
+            except PlaygroundError:
+                run.rendered = (
+                    None  # the stored messages no longer render (a template that needs a system turn)
+                )
+            request = GenerationRequest.build(
+                turn.prompt, params, preset.stop, model.context_length, messages
+            )
+            _finish(model.stream([request], cancel), run)
 
 
 def replay_params(turn: Turn) -> tuple[GenerationParams, list[str]]:
@@ -258,6 +247,8 @@ def _finish(events, run: _Run) -> None:
     if last is None or not last.done:
         raise PlaygroundError("the replay ended without an answer")
     run.text, run.finish_reason, run.stats = last.text, last.finish_reason, last.stats.as_dict()
+    if last.error:
+        raise PlaygroundError(last.error)
 
 
 def _explain(result: ReplayResult, turn: Turn) -> list[str]:

@@ -27,6 +27,9 @@ def build_app(services: Services) -> gr.Blocks:
             f"## LLM Playground <small>v{__version__} · {services.cache.device.device} · "
             f"{len(services.registry.names())} presets</small>"
         )
+        warming = gr.Markdown(_warm_status(services), elem_id="warm-up", visible=bool(_warm_status(services)))
+        timer = gr.Timer(1.0, active=not services.warmup.ready.is_set())
+        timer.tick(lambda: _warm_update(services), outputs=[warming, timer], api_visibility="private")
         # public API endpoints first, so their stable names win over the tabs' private handlers
         register_api(services)
         register_arena_api(services)
@@ -44,12 +47,23 @@ def build_app(services: Services) -> gr.Blocks:
             if services.settings.open_data:
                 with gr.Tab("Data", id="data"):
                     build_data_tab(services)
-            with gr.Tab("Presets", id="presets"):
-                build_presets_tab(services, [*dropdowns, notebook_models])
+            with gr.Tab("Presets", id="presets") as presets_tab:
+                build_presets_tab(services, [*dropdowns, notebook_models], shown_on=[presets_tab.select])
         demo.load(*arena.on_load, api_visibility="private")
     demo.queue(default_concurrency_limit=8)
     _calm_queue_polling(demo)
     return demo
+
+
+def _warm_status(services: Services) -> str:
+    status = services.warmup.status
+    return f"⏳ Getting the default model ready: {status}" if status else ""
+
+
+def _warm_update(services: Services):
+    status = _warm_status(services)
+    done = services.warmup.ready.is_set() or not status
+    return gr.Markdown(status, visible=bool(status)), gr.Timer(active=not done)
 
 
 def _calm_queue_polling(demo: gr.Blocks) -> None:

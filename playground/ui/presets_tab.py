@@ -35,7 +35,22 @@ def parse_conversation(text: str) -> list:
     return parse_messages(turns)
 
 
-def details(preset: Preset) -> str:
+def batching_words(batching: dict | None, preset: Preset, long: bool = False) -> str:
+    """How the preset's model is batched here, from the engine's start-up probe."""
+    if preset.model.remote:
+        return "its server batches" if not long else "served by its server, which batches requests itself"
+    if batching is None:
+        return (
+            "not checked yet"
+            if not long
+            else "not checked yet: the engine checks it when the model is first used"
+        )
+    if not long:
+        return f"{batching['layout']} ×{batching['rows']}" if batching["batched"] else "one at a time"
+    return batching["summary"]
+
+
+def details(preset: Preset, batching: dict | None = None) -> str:
     s = preset.model
     template = preset.template
     rows = [
@@ -50,6 +65,7 @@ def details(preset: Preset) -> str:
         + (f", RoPE scaling {s.rope_scaling}" if s.rope_scaling else "")
         + (", trust_remote_code" if s.trust_remote_code else ""),
         f"- stop strings: {', '.join(f'`{x!r}`' for x in preset.stop) or 'none'}",
+        f"- batching on this machine: {batching_words(batching, preset, long=True)}",
         f"- file: `{preset.source}` · sha256 `{preset.file_hash[:16]}…`",
     ]
     if template.kind == "tokenizer":
@@ -73,17 +89,18 @@ def table(services: Services) -> list[list]:
             p["dtype"],
             "yes" if p["gated"] else "",
             "user" if p["user_preset"] else "built-in",
+            batching_words(p["batching"], services.registry.get(p["name"])),
         ]
         for p in services.presets.list()
     ]
 
 
-def build_presets_tab(services: Services, dropdowns: list[gr.Dropdown]) -> None:
+def build_presets_tab(services: Services, dropdowns: list[gr.Dropdown], shown_on=()) -> None:
     registry = services.registry
     first = registry.get(services.settings.columns[0])
     overview = gr.Dataframe(
         table(services),
-        headers=["preset", "name", "model", "loader", "quantisation", "dtype", "gated", "origin"],
+        headers=["preset", "name", "model", "loader", "quantisation", "dtype", "gated", "origin", "batching"],
         interactive=False,
         elem_id="presets-table",
     )
@@ -92,7 +109,9 @@ def build_presets_tab(services: Services, dropdowns: list[gr.Dropdown]) -> None:
             chosen = gr.Dropdown(
                 preset_choices(registry), value=first.name, label="Preset", elem_id="inspect-preset"
             )
-            info = gr.Markdown(details(first), elem_id="preset-details")
+            info = gr.Markdown(
+                details(first, services.chat.backends.batching(first)), elem_id="preset-details"
+            )
         with gr.Column(scale=1):
             system = gr.Textbox(first.system_prompt, label="System prompt", lines=2)
             conversation = gr.Textbox(
@@ -116,7 +135,8 @@ def build_presets_tab(services: Services, dropdowns: list[gr.Dropdown]) -> None:
 
     def choose(name: str):
         preset = registry.get(name)
-        return [details(preset), preset.system_prompt, *ParamWidgets.updates(preset.params)]
+        batching = services.chat.backends.batching(preset)
+        return [details(preset, batching), preset.system_prompt, *ParamWidgets.updates(preset.params)]
 
     @user_errors
     def show(name: str, system_prompt: str, text: str):
@@ -140,6 +160,13 @@ def build_presets_tab(services: Services, dropdowns: list[gr.Dropdown]) -> None:
         ] + [gr.update(choices=choices) for _ in dropdowns]
 
     chosen.change(choose, [chosen], [info, system, *params.components()], api_visibility="private")
+    for event in shown_on:  # the probe runs when a model is first used: show what it found since
+        event(
+            lambda name: (table(services), choose(name)[0]),
+            [chosen],
+            [overview, info],
+            api_visibility="private",
+        )
     inspect.click(show, [chosen, system, conversation], [count, rendered], api_visibility="private")
     save.click(
         save_preset,

@@ -1,18 +1,8 @@
-"""The one seam between the services and generation.
+"""The local backend: models loaded in this process (CPU or CUDA), answered by the generation engine.
 
-Everything above the engine asks one question: "stream this rendered prompt (or these prompts)
-with these params, stop strings and cancel event". A backend answers it:
-
-* ``LocalBackend``: transformers in this process, on CPU or CUDA. Concurrent answers from one
-  model share forward passes in its ``ServingEngine`` (``engine/serving.py``, continuous
-  batching); a model the engine cannot batch without changing a row's numbers streams each
-  answer on its own worker thread (``generation.stream``). A notebook grid's prompts run as
-  canonical-shape batches (``batching.stream_batch``).
-* ``ZeroGPUBackend`` (``engine/zerogpu.py``): the same code inside a ``@spaces.GPU`` generator
-  on a Hugging Face ZeroGPU Space, with only picklable values crossing the process boundary.
-
-Services, storage and the UI never learn which one ran; ``label`` is what the stored turn
-records as its device.
+One ``Engine`` per loaded model, created on first use after the start-up probe has chosen its
+layout (``engine/generation/probe.py``); the probe's result is kept for the Presets tab and
+``/presets``. An engine is dropped with its model when the model cache evicts it.
 """
 
 from __future__ import annotations
@@ -21,63 +11,45 @@ import threading
 import weakref
 from collections.abc import Iterator, Sequence
 
-from playground.engine import batching
-from playground.engine.batching import BatchShape, RowEvent
-from playground.engine.generation import legacy as generation
-from playground.engine.generation.legacy import StreamEvent
-from playground.engine.generation.params import GenerationParams
-from playground.engine.models.loader import LoadedModel
-from playground.engine.serving import ServingEngine, probe
+from playground.engine.backends.base import MachineBackend
+from playground.engine.generation.engine import Engine
+from playground.engine.generation.probe import ProbeResult, probe
+from playground.engine.generation.request import GenerationEvent, GenerationRequest
+from playground.engine.models.cache import ModelCache
+from playground.engine.models.loader import LoadedModel, LoadRequest
 from playground.engine.threads import isolated
 
 
-class LocalBackend:
+class LocalBackend(MachineBackend):
     name = "local"
 
-    def __init__(self, serving_rows: int = 16):
-        self.serving_rows = serving_rows  # live rows per serving engine; below 2, every answer runs alone
-        self._engines: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model → engine or None
+    def __init__(self, cache: ModelCache, serving_rows: int = 16):
+        super().__init__(cache)
+        self.serving_rows = serving_rows  # most answers of one model in one pass; below 2: one at a time
+        self._engines: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model → Engine
+        self._probes: dict[LoadRequest, ProbeResult] = {}
+        self._locks: dict[LoadRequest, threading.Lock] = {}
         self._lock = threading.Lock()
 
-    def engine(self, loaded: LoadedModel) -> ServingEngine | None:
-        """The model's serving engine (probed once per loaded model), or None when it must run alone."""
-        if self.serving_rows < 2:
-            return None
+    def engine(self, loaded: LoadedModel) -> Engine:
+        """The model's engine, probing the model first (once per loaded model)."""
         with self._lock:
-            if loaded.model not in self._engines:
-                width = isolated(probe, loaded.model, loaded.tokenizer, self.serving_rows)
-                engine = ServingEngine(loaded.model, loaded.tokenizer, self.serving_rows, width)
-                self._engines[loaded.model] = engine if width != "off" else None
-            return self._engines[loaded.model]
+            lock = self._locks.setdefault(loaded.request, threading.Lock())
+        with lock:
+            engine = self._engines.get(loaded.model)
+            if engine is None:
+                result = isolated(probe, loaded.model, loaded.tokenizer, self.serving_rows)
+                self._probes[loaded.request] = result
+                engine = self._engines[loaded.model] = Engine(loaded.model, loaded.tokenizer, result.layout)
+            return engine
 
-    def label(self, loaded: LoadedModel) -> str:
-        return loaded.device
+    def probe_result(self, request: LoadRequest) -> ProbeResult | None:
+        return self._probes.get(request)
 
     def stream(
         self,
         loaded: LoadedModel,
-        prompt: str,
-        params: GenerationParams,
-        stop: Sequence[str] = (),
-        context_length: int | None = None,
+        requests: Sequence[GenerationRequest],
         cancel: threading.Event | None = None,
-    ) -> Iterator[StreamEvent]:
-        engine = self.engine(loaded)
-        if engine is not None:
-            return engine.stream(prompt, params, stop, context_length, cancel)
-        return generation.stream(loaded.model, loaded.tokenizer, prompt, params, stop, context_length, cancel)
-
-    def stream_batch(
-        self,
-        loaded: LoadedModel,
-        prompts: Sequence[str],
-        seeds: Sequence[int],
-        params: GenerationParams,
-        shape: BatchShape,
-        stop: Sequence[str] = (),
-        context_length: int | None = None,
-        cancel: threading.Event | None = None,
-    ) -> Iterator[list[RowEvent]]:
-        return batching.stream_batch(
-            loaded.model, loaded.tokenizer, prompts, seeds, params, shape, stop, context_length, cancel
-        )
+    ) -> Iterator[GenerationEvent]:
+        return self.engine(loaded).stream(requests, cancel)

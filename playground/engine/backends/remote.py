@@ -9,7 +9,8 @@ API; ``model.server`` says how that server takes them (``extra_fields``): vLLM a
 ``top_k`` and ``repetition_penalty`` as extra body fields, llama.cpp's server ``top_k`` and
 ``repeat_penalty``; ``transformers serve`` refuses unknown fields and maps ``frequency_penalty``
 to ``1 + repetition_penalty`` (no top-k); the OpenAI API itself takes neither. Stop strings are
-also applied here, so one split across chunks or one a server ignores is still cut and never shown.
+applied here only (never sent), so one split across chunks is still cut, and the server's "stop" can
+only mean its end of sequence: what is stored says which one ended the answer.
 Tokens, TTFT and tokens/s come from the stream and its ``usage``. Closing the stream (Stop, a
 closed tab) closes the HTTP response, and a server stops generating for a closed connection.
 """
@@ -17,14 +18,23 @@ closed tab) closes the HTTP response, and a server stops generating for a closed
 from __future__ import annotations
 
 import os
+import queue
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
-from playground.engine.generation.legacy import GenerationStats, StreamEvent
+from playground.engine.backends.base import Origin, Rendered, render_with
 from playground.engine.generation.params import GenerationParams
+from playground.engine.generation.request import (
+    GenerationEvent,
+    GenerationRequest,
+    GenerationStats,
+    finish_reason,
+)
 from playground.engine.generation.textstream import StopStringFilter
-from playground.engine.models.presets import ModelSpec
+from playground.engine.models.presets import ModelSpec, Preset
+from playground.engine.models.templates import Message
 from playground.errors import PlaygroundError
 
 CONNECT_TIMEOUT_S, READ_TIMEOUT_S = 10.0, 120.0
@@ -90,16 +100,21 @@ def extra_fields(server: str, params: GenerationParams, sampling: bool) -> dict:
 class RemoteBackend:
     name = "openai-compatible"
 
-    def __init__(self):
+    def __init__(self, concurrency: int = 8):
+        self.concurrency = concurrency  # requests of one ``stream`` call in flight at once (a grid's rows)
         self._clients: dict[tuple[str, str], object] = {}
         self._lock = threading.Lock()
 
-    def label(self, spec: ModelSpec) -> str:
-        return f"remote:{spec.base_url}"
+    def waiting_for(
+        self, preset: Preset, revision: str | None = None, quantization: str | None = None
+    ) -> str | None:
+        return None
 
-    def where(self, spec: ModelSpec) -> dict[str, str]:
-        """What a stored turn records as the served model's revision and device."""
-        return {"revision": f"{spec.served_model}@{spec.base_url}", "device": self.label(spec)}
+    @contextmanager
+    def open(
+        self, preset: Preset, revision=None, quantization=None, progress=None
+    ) -> Iterator[RemoteSession]:
+        yield RemoteSession(self, preset)
 
     def client(self, spec: ModelSpec):
         import httpx
@@ -116,40 +131,44 @@ class RemoteBackend:
                 )
             return self._clients[(spec.base_url, key)]
 
-    def stream(
-        self,
-        spec: ModelSpec,
-        prompt: str | list[dict],
-        params: GenerationParams,
-        stop: Sequence[str] = (),
-        cancel: threading.Event | None = None,
-    ) -> Iterator[StreamEvent]:
-        """Stream a raw prompt (``/v1/completions``) or messages (``/v1/chat/completions``)."""
-        cancel = cancel or threading.Event()
-        sampling = params.do_sample and params.temperature > 0
+    def stream_one(
+        self, spec: ModelSpec, index: int, request: GenerationRequest, cancel: threading.Event
+    ) -> Iterator[GenerationEvent]:
+        """Stream a raw prompt (``/v1/completions``) or messages (``/v1/chat/completions``).
+
+        Always ends with one final event: its finish reason is what the server said (``length``, or
+        ``eos`` for its "stop": stop strings are not sent, they are cut here, so the server's stop is
+        its end of sequence), ``stop_string`` when one was cut here, ``stopped`` when we stopped it,
+        and ``error`` (with the text that arrived) when the stream broke or ended without a reason.
+        """
+        params = request.params
+        sampling = request.sampling
         body = {
             "model": spec.served_model,
             "max_tokens": params.max_new_tokens,
             "temperature": params.temperature if sampling else 0.0,
             "top_p": params.top_p if sampling else 1.0,
+            "seed": request.seed,
             "stream": True,
             "stream_options": {"include_usage": True},
         }
         extra = extra_fields(spec.server, params, sampling)
         if extra:
             body["extra_body"] = extra
-        if params.seed is not None:
-            body["seed"] = params.seed
-        if stop:
-            body["stop"] = list(stop)[:4]  # OpenAI's limit; the filter below applies all of them
         started = time.perf_counter()
-        stats, text, reason, filt = GenerationStats(), "", None, StopStringFilter(stop)
+        stats, text, reason, filt = (
+            GenerationStats(prompt_tokens=None),
+            "",
+            None,
+            StopStringFilter(request.stop),
+        )
+        error = None
         api = self.client(spec)
         try:
-            if isinstance(prompt, str):
-                response = api.completions.create(prompt=prompt, **body)
+            if request.messages is None:
+                response = api.completions.create(prompt=request.prompt, **body)
             else:
-                response = api.chat.completions.create(messages=prompt, **body)
+                response = api.chat.completions.create(messages=list(request.messages), **body)
         except Exception as exc:  # noqa: BLE001 - every client failure becomes the server's message
             raise explain(spec, exc) from None
         try:
@@ -158,7 +177,7 @@ class RemoteBackend:
                     stats.prompt_tokens = chunk.usage.prompt_tokens or stats.prompt_tokens
                     stats.completion_tokens = chunk.usage.completion_tokens or stats.completion_tokens
                 for choice in chunk.choices or []:
-                    piece = choice.text if isinstance(prompt, str) else (choice.delta.content or "")
+                    piece = choice.text if request.messages is None else (choice.delta.content or "")
                     reason = choice.finish_reason or reason
                     if piece:
                         stats.ttft_s = (
@@ -169,20 +188,95 @@ class RemoteBackend:
                         stats.total_s = time.perf_counter() - started
                         if delta:
                             text += delta
-                            yield StreamEvent(delta, text, stats=stats, seed=params.seed)
+                            yield GenerationEvent(index, delta, text, request.seed, stats=stats)
                 if filt.stopped_on is not None or cancel.is_set():
                     break
         except Exception as exc:  # noqa: BLE001 - a broken stream is the server's failure
-            raise explain(spec, exc) from None
+            error = f"the stream from {spec.base_url} broke after {len(text)} characters had arrived: {explain(spec, exc)}"
         finally:
             response.close()  # closes the HTTP response: the server stops generating
-        tail = filt.flush()
+        tail = "" if error else filt.flush()
         text += tail
         stats.total_s = time.perf_counter() - started
-        if filt.stopped_on is not None:
-            finish = "stop_string"
-        elif cancel.is_set():
-            finish = "stopped"
-        else:  # the server's "stop" covers its end-of-sequence token and stop strings it applied itself
-            finish = "length" if reason == "length" else "eos"
-        yield StreamEvent(tail, text, True, finish, stats, params.seed)
+        stopped_here = filt.stopped_on is not None or cancel.is_set()
+        if error is None and reason is None and not stopped_here:
+            error = (
+                f"the server ended the stream without a finish reason after {len(text)} characters "
+                f"({spec.base_url}; some servers end a running stream when another request arrives)"
+            )
+        finish = finish_reason(
+            stop_string=filt.stopped_on is not None,
+            cancelled=cancel.is_set(),
+            eos=reason == "stop",
+            length=reason == "length",
+            error=error is not None,
+        )
+        yield GenerationEvent(index, tail, text, request.seed, True, finish, stats, error)
+
+
+class RemoteSession:
+    """A served preset: the card's template rendered here, the server does the rest."""
+
+    def __init__(self, backend: RemoteBackend, preset: Preset):
+        self.backend, self.preset, self.spec = backend, preset, preset.model
+        self.origin = Origin(
+            revision=f"{self.spec.served_model}@{self.spec.base_url}",
+            quantization="",
+            dtype="",
+            device=f"remote:{self.spec.base_url}",
+        )
+        self.context_length = self.spec.context_length
+
+    def render(self, messages: Sequence[Message], system_prompt: str | None) -> Rendered:
+        return render_with(self.preset, messages, system_prompt)
+
+    def stream(
+        self, requests: Sequence[GenerationRequest], cancel: threading.Event | None = None
+    ) -> Iterator[GenerationEvent]:
+        """One request streams here; several go to the server at once (it batches them), their events
+        merged as they come, a failed one ending with an ``error`` event."""
+        cancel = cancel or threading.Event()
+        if len(requests) == 1:
+            yield from self.backend.stream_one(self.spec, 0, requests[0], cancel)
+            return
+        yield from merge_streams(self.spec, self.backend, requests, cancel)
+
+
+def merge_streams(
+    spec, backend: RemoteBackend, requests, cancel: threading.Event
+) -> Iterator[GenerationEvent]:
+    """At most ``backend.concurrency`` requests in flight; their events as they arrive. A request that
+    fails to start ends with an ``error`` event, one never started after a stop with ``stopped``;
+    leaving early stops the others at their next chunk."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    events: queue.Queue = queue.Queue()
+    left = threading.Event()
+
+    def run(i: int, request: GenerationRequest) -> None:
+        if left.is_set() or cancel.is_set():
+            events.put(
+                GenerationEvent(i, "", "", request.seed, True, "stopped", GenerationStats(prompt_tokens=None))
+            )
+            return
+        try:
+            for event in backend.stream_one(spec, i, request, cancel):
+                events.put(event)
+                if left.is_set():
+                    break
+        except PlaygroundError as exc:
+            stats = GenerationStats(prompt_tokens=None)
+            events.put(GenerationEvent(i, "", "", request.seed, True, "error", stats, str(exc)))
+
+    pool = ThreadPoolExecutor(max_workers=backend.concurrency, thread_name_prefix="remote")
+    for i, request in enumerate(requests):
+        pool.submit(run, i, request)
+    remaining = len(requests)
+    try:
+        while remaining:
+            event = events.get()
+            remaining -= event.done
+            yield event
+    finally:
+        left.set()
+        pool.shutdown(wait=False, cancel_futures=True)

@@ -1,22 +1,23 @@
-"""The ZeroGPU backend: generation inside one ``@spaces.GPU`` generator, everything else outside.
+"""The ZeroGPU backend: the generation engine inside one ``@spaces.GPU`` generator.
 
 On a ZeroGPU Space each call of a decorated function runs in a forked worker: its arguments and
 every value it yields are pickled, and nothing it changes reaches the main process. So:
 
-* what crosses is small and picklable: a ``GPURequest`` (the model's cache key, the rendered
-  prompt, params as a dict, stop strings, the context length) going in, and plain dicts with a
-  text delta and the stats coming out; never a model, tokenizer or database session;
-* the worker finds the model in the one model cache, inherited through the fork: models are
-  loaded in the main process (at start-up or on first use) on the CPU and moved with
-  ``.to("cuda")``, which ZeroGPU records and replays on the real GPU in each worker;
-* turns are stored by the main process from what was streamed;
-* stopping (the Stop button, a closed tab) closes the GPU generator: ZeroGPU then closes the
-  worker's generator, whose ``finally`` ends the generation thread within one token.
+* what crosses is small and picklable: a ``GPURequest`` (the model's cache key, the
+  ``GenerationRequest``s as they are, the layout the probe chose) going in, and plain dicts
+  (``GenerationEvent.as_dict``) coming out; never a model, tokenizer or database session;
+* the worker finds the model in the one model cache, inherited through the fork (models are loaded
+  in the main process on the CPU and moved with ``.to("cuda")``, which ZeroGPU replays in each
+  worker), and answers with a fresh ``Engine`` of the same code as the local backend: a request
+  gives the same text here as on a local machine with the same device and dtype;
+* the first call for a model runs the probe inside the worker (where the GPU is) and yields its
+  result first; the main process keeps it and sends the layout with every later call;
+* turns are stored by the main process from what was streamed; stopping (the Stop button, a
+  closed tab) closes the GPU generator, whose ``finally`` ends the engine's rows within one pass.
 
-``gpu_duration`` asks ZeroGPU for a slot as long as the request needs at the model's measured
-speed (plus the cost of copying its weights to the GPU), capped, so short answers get short slots
-and better queue priority. Without ``SPACES_ZERO_GPU`` the decorator returns the function as it is,
-so the same path runs (and is tested) on any machine.
+``gpu_duration`` asks ZeroGPU for a slot as long as the request needs at the model's measured speed
+(plus copying its weights to the GPU), capped. Without ``SPACES_ZERO_GPU`` the decorator returns
+the function as it is, so the same path runs (and is tested) on any machine.
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from playground.engine import batching
-from playground.engine.batching import BatchShape, RowEvent
-from playground.engine.generation import legacy as generation
-from playground.engine.generation.legacy import GenerationStats, StreamEvent
-from playground.engine.generation.params import GenerationParams
+from playground.engine.backends.base import MachineBackend
+from playground.engine.generation.engine import Engine
+from playground.engine.generation.probe import ProbeResult, probe
+from playground.engine.generation.request import GenerationEvent, GenerationRequest, GenerationStats
+from playground.engine.generation.runner import Layout
 from playground.engine.models.loader import LoadedModel, LoadRequest
+from playground.engine.threads import isolated
 
 try:  # must come before anything touches CUDA on a Space; absent locally is fine
     import spaces
@@ -48,6 +50,7 @@ BASE_OVERHEAD_S = 3.0  # scheduling, worker start, tokenisation
 COPY_BYTES_PER_S = 2.0 * 1024**3  # weights copied to the GPU when a worker starts (conservative)
 DEFAULT_TOKENS_PER_S = 15.0  # before a model's own speed has been measured
 PREFILL_TOKENS_PER_S = 2000.0
+PROBE_S = 5.0  # the first call of a model also probes it
 
 _CACHE = None  # the one model cache, registered by the backend so a forked worker finds its models
 
@@ -57,12 +60,9 @@ class GPURequest:
     """Everything a GPU worker needs, all picklable."""
 
     model: LoadRequest
-    prompts: tuple[str, ...]
-    params: dict
-    stop: tuple[str, ...] = ()
-    context_length: int | None = None
-    seeds: tuple[int, ...] = ()  # batched requests only
-    shape: tuple[int, int] | None = None  # (rows, bucket) for a batch; None: one streamed prompt
+    requests: tuple[GenerationRequest, ...]
+    layout: Layout | None = None  # None: probe first (in the worker) and yield the result
+    rows: int = 16  # the most rows a pass may hold (the probe's candidate layouts)
     prompt_tokens: int = 0  # the longest prompt, for the duration estimate
     tokens_per_s: float = DEFAULT_TOKENS_PER_S
     weights_bytes: int = 0
@@ -70,17 +70,16 @@ class GPURequest:
 
 def gpu_duration(request: GPURequest) -> int:
     """Seconds to ask for: overhead + copying the weights + prefill + every new token at the measured
-    speed, with 25% headroom; at least that, and at most ``MAX_DURATION_S``."""
-    params = GenerationParams.model_validate(request.params)
-    batches = 1
-    if request.shape:
-        rows = request.shape[0]
-        batches = -(-len(request.prompts) // rows)
+    speed (rows beyond one pass run in later passes), with 25% headroom; capped at ``MAX_DURATION_S``."""
+    rows = request.layout.rows if request.layout else 1
+    waves = -(-len(request.requests) // max(rows, 1))
+    longest = max(r.params.max_new_tokens for r in request.requests)
     need = (
         BASE_OVERHEAD_S
+        + (PROBE_S if request.layout is None else 0.0)
         + request.weights_bytes / COPY_BYTES_PER_S
-        + batches * request.prompt_tokens / PREFILL_TOKENS_PER_S
-        + batches * params.max_new_tokens / max(request.tokens_per_s, 0.1)
+        + waves * request.prompt_tokens / PREFILL_TOKENS_PER_S
+        + waves * longest / max(request.tokens_per_s, 0.1)
     )
     return int(min(MAX_DURATION_S, -(-need * 1.25 // 1)))
 
@@ -93,46 +92,19 @@ def _resident(key: LoadRequest) -> LoadedModel:
 
 @GPU(duration=gpu_duration)
 def generate_on_gpu(request: GPURequest) -> Iterator[dict]:
-    """The one GPU function: stream one prompt, or run a batch; yields plain dicts."""
+    """The one GPU function: the requests through a fresh engine; yields plain dicts."""
     loaded = _resident(request.model)
-    params = GenerationParams.model_validate(request.params)
-    if request.shape is None:
-        events = generation.stream(
-            loaded.model, loaded.tokenizer, request.prompts[0], params, request.stop, request.context_length
-        )
-        for event in events:  # closing this generator closes ``events``: the generation stops
-            yield {
-                "delta": event.delta,
-                "done": event.done,
-                "finish_reason": event.finish_reason,
-                "stats": event.stats.as_dict(),
-                "seed": event.seed,
-            }
-        return
-    shape = BatchShape(*request.shape)
-    steps = batching.stream_batch(
-        loaded.model,
-        loaded.tokenizer,
-        request.prompts,
-        request.seeds,
-        params,
-        shape,
-        request.stop,
-        request.context_length,
-    )
-    for step in steps:
-        yield {
-            "rows": [
-                {
-                    "row": e.row,
-                    "delta": e.delta,
-                    "done": e.done,
-                    "finish_reason": e.finish_reason,
-                    "stats": e.stats.as_dict(),
-                }
-                for e in step
-            ]
-        }
+    layout = request.layout
+    if layout is None:
+        result = isolated(probe, loaded.model, loaded.tokenizer, request.rows)  # never on the forked thread
+        layout = result.layout
+        yield {"probe": result}
+    events = Engine(loaded.model, loaded.tokenizer, layout).stream(request.requests)
+    try:
+        for event in events:  # closing this generator closes ``events``: the engine drops the rows
+            yield event.as_dict()
+    finally:
+        events.close()
 
 
 Runner = Callable[[GPURequest], Iterator[dict]]
@@ -145,8 +117,8 @@ class SpeedBook:
     speeds: dict[LoadRequest, float] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def note(self, key: LoadRequest, stats: dict) -> None:
-        tokens, seconds = stats.get("completion_tokens") or 0, stats.get("total_s") or 0
+    def note(self, key: LoadRequest, stats: GenerationStats) -> None:
+        tokens, seconds = stats.completion_tokens, stats.total_s
         if tokens >= 8 and seconds > 0:
             with self.lock:
                 old = self.speeds.get(key)
@@ -158,106 +130,72 @@ class SpeedBook:
             return self.speeds.get(key, DEFAULT_TOKENS_PER_S)
 
 
-class ZeroGPUBackend:
+class ZeroGPUBackend(MachineBackend):
     """Streams through ``generate_on_gpu``; ``runner`` is how it is called (ZeroGPU's decorator, or
     a test's forked worker)."""
 
     name = "zerogpu"
 
-    def __init__(self, cache, runner: Runner | None = None):
+    def __init__(self, cache, runner: Runner | None = None, serving_rows: int = 16):
         global _CACHE
         _CACHE = cache
-        self.cache = cache
+        super().__init__(cache)
         self.runner = runner or generate_on_gpu
+        self.serving_rows = serving_rows
         self.speeds = SpeedBook()
+        self._probes: dict[LoadRequest, ProbeResult] = {}
 
     def label(self, loaded: LoadedModel) -> str:
         return f"zerogpu:{loaded.device}"
 
-    def _request(self, loaded, prompts, params, stop, context_length, **extra) -> GPURequest:
-        longest = max(len(loaded.tokenizer(p)["input_ids"]) for p in prompts)
-        return GPURequest(
-            model=loaded.request,
-            prompts=tuple(prompts),
-            params=params.model_dump(),
-            stop=tuple(stop),
-            context_length=context_length,
-            prompt_tokens=longest,
-            tokens_per_s=self.speeds.get(loaded.request),
-            weights_bytes=loaded.footprint_bytes,
-            **extra,
-        )
+    def probe_result(self, request: LoadRequest) -> ProbeResult | None:
+        return self._probes.get(request)
 
     def stream(
-        self,
-        loaded: LoadedModel,
-        prompt: str,
-        params: GenerationParams,
-        stop: Sequence[str] = (),
-        context_length: int | None = None,
-        cancel: threading.Event | None = None,
-    ) -> Iterator[StreamEvent]:
+        self, loaded: LoadedModel, requests: Sequence[GenerationRequest], cancel: threading.Event | None
+    ) -> Iterator[GenerationEvent]:
         cancel = cancel or threading.Event()
-        text, stats, seed = "", GenerationStats(), params.seed
-        items = self.runner(self._request(loaded, [prompt], params, stop, context_length))
-        try:
-            for item in items:
-                text += item["delta"]
-                stats = GenerationStats.from_dict(item["stats"])
-                seed = item["seed"]
-                if item["done"]:
-                    self.speeds.note(loaded.request, item["stats"])
-                    yield StreamEvent(item["delta"], text, True, item["finish_reason"], stats, seed)
-                    return
-                yield StreamEvent(item["delta"], text, stats=stats, seed=seed)
-                if cancel.is_set():
-                    break
-        finally:
-            items.close()  # on ZeroGPU: the worker's generator is closed and its generation stops
-        yield StreamEvent("", text, True, "stopped", stats, seed)
-
-    def stream_batch(
-        self,
-        loaded: LoadedModel,
-        prompts: Sequence[str],
-        seeds: Sequence[int],
-        params: GenerationParams,
-        shape: BatchShape,
-        stop: Sequence[str] = (),
-        context_length: int | None = None,
-        cancel: threading.Event | None = None,
-    ) -> Iterator[list[RowEvent]]:
-        cancel = cancel or threading.Event()
-        request = self._request(
-            loaded,
-            prompts,
-            params,
-            stop,
-            context_length,
-            seeds=tuple(seeds),
-            shape=(shape.rows, shape.bucket),
+        known = self._probes.get(loaded.request)
+        gpu = GPURequest(
+            model=loaded.request,
+            requests=tuple(requests),
+            layout=known.layout if known else None,
+            rows=self.serving_rows,
+            prompt_tokens=max(len(loaded.tokenizer(r.prompt)["input_ids"]) for r in requests),
+            tokens_per_s=self.speeds.get(loaded.request),
+            weights_bytes=loaded.footprint_bytes,
         )
         texts: dict[int, str] = {}
-        running: dict[int, GenerationStats] = {}  # rows with text and no final event yet
-        items = self.runner(request)
+        running: dict[int, GenerationStats] = {i: GenerationStats() for i in range(len(requests))}
+        items = self.runner(gpu)
         try:
             for item in items:
-                step = []
-                for row in item["rows"]:
-                    index = row["row"]
-                    texts[index] = texts.get(index, "") + row["delta"]
-                    stats = GenerationStats.from_dict(row["stats"])
-                    running[index] = stats
-                    if row["done"]:
-                        del running[index]
-                        self.speeds.note(loaded.request, row["stats"])
-                    step.append(
-                        RowEvent(index, row["delta"], texts[index], row["done"], row["finish_reason"], stats)
-                    )
-                yield step
+                if "probe" in item:
+                    self._probes[loaded.request] = item["probe"]
+                    continue
+                index = item["index"]
+                texts[index] = texts.get(index, "") + item["delta"]
+                stats = GenerationStats.from_dict(item["stats"])
+                event = GenerationEvent(
+                    index,
+                    item["delta"],
+                    texts[index],
+                    item["seed"],
+                    item["done"],
+                    item["finish_reason"],
+                    stats,
+                    item["error"],
+                )
+                running[index] = stats
+                if event.done:
+                    del running[index]
+                    self.speeds.note(loaded.request, stats)
+                yield event
                 if cancel.is_set():
                     break
         finally:
-            items.close()  # on ZeroGPU: the worker's generator is closed and its batch stops
-        if running:  # stopped: the rows in progress end as "stopped", as they do locally
-            yield [RowEvent(i, "", texts[i], True, "stopped", s) for i, s in sorted(running.items())]
+            items.close()  # on ZeroGPU: the worker's generator is closed and its rows stop
+        for index, stats in sorted(running.items()):  # stopped: rows in progress end as they do locally
+            yield GenerationEvent(
+                index, "", texts.get(index, ""), requests[index].seed, True, "stopped", stats
+            )

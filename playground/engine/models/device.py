@@ -1,9 +1,11 @@
 """Which device and dtype a model runs on.
 
-On CUDA: bf16 where supported, else fp16. On CPU: bf16 only if it is measurably faster than
-fp32 on this machine (a short matmul benchmark at decode-like shapes, run once per machine and
-remembered in the cache folder); fp16 on CPU falls back to that choice. ``PLAYGROUND_CPU_DTYPE``
-overrides.
+On CUDA: bf16 where supported, else fp16. On CPU: bf16 unless it is clearly slower than fp32 for a
+lone answer on this machine (a short matmul benchmark at the engine's lone-decode shape, two rows, run
+once per machine and remembered in the cache folder). bf16 is preferred because its matrix products
+give a row the same bits whatever the number of rows (two or more), so the engine can batch answers
+without changing them (the start-up probe checks it); fp32 products do not, and fp32 models run one
+answer at a time. fp16 on CPU falls back to that choice. ``PLAYGROUND_CPU_DTYPE`` overrides.
 """
 
 from __future__ import annotations
@@ -26,9 +28,14 @@ def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
+BF16_AT_LEAST = 0.9  # bf16 is chosen unless fp32 is more than ~10% faster for a lone answer
+
+
 def _time_linear(dtype: torch.dtype, reps: int = 20) -> float:
     layer = torch.nn.Linear(1024, 4096, bias=False).to(dtype)
-    x = torch.randn(4, 1024, dtype=dtype)
+    x = torch.randn(
+        2, 1024, dtype=dtype
+    )  # a lone answer's decode pass: two rows (engine/generation/runner.py)
     with torch.inference_mode():
         layer(x)
         start = time.perf_counter()
@@ -38,7 +45,7 @@ def _time_linear(dtype: torch.dtype, reps: int = 20) -> float:
 
 
 def measure_cpu_bf16_speedup(rounds: int = 5) -> float:
-    """fp32 time / bf16 time for a decode-shaped linear layer (> 1 means bf16 is faster).
+    """fp32 time / bf16 time for a lone-decode-shaped linear layer (> 1 means bf16 is faster).
 
     The two are timed alternately and the best of each is kept, so load from other processes hits
     both alike.
@@ -59,7 +66,7 @@ def _machine_key() -> str:
                 break
     except OSError:
         pass
-    return f"{model} | {os.cpu_count()} cpus | torch {torch.__version__}"
+    return f"{model} | {os.cpu_count()} cpus | torch {torch.__version__} | lone decode (2 rows)"
 
 
 def cpu_bf16_speedup(cache_dir: Path | None) -> float:
@@ -101,7 +108,7 @@ class DeviceInfo:
         if forced:
             return cls(device, DTYPES[forced])
         speedup = cpu_bf16_speedup(cache_dir)
-        return cls(device, torch.bfloat16 if speedup > 1.05 else torch.float32, speedup)
+        return cls(device, torch.bfloat16 if speedup >= BF16_AT_LEAST else torch.float32, speedup)
 
     def resolve(self, requested: str) -> torch.dtype:
         """The dtype to load with, given a preset's ``dtype`` field."""

@@ -141,7 +141,9 @@ def _load_embedded(request, device, dtype, cache_root, progress):
 def _load_hub(request, device, dtype, progress):
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    import playground.engine  # noqa: F401 - registers the native architectures with the Auto classes
+    from playground.engine import setup
+
+    setup()  # the native architectures, for the Auto classes below
 
     repo, revision = request.model_id, request.revision
     details: dict[str, Any] = {}

@@ -1,0 +1,53 @@
+"""The first answer after the page is up, from an empty cache (a fresh install's first start).
+
+Starts ``app.py`` with an empty cache folder (so the embedded model is converted from its GGUF, loaded
+and probed: the start-up warm-up does that in the background while the page comes up), waits until
+the page answers, then asks the default preset at once for a short answer. Prints when the page was
+up, when the first token and the whole answer came, and as the last line the seconds from page up to
+the complete first answer. Target: <= 5.
+
+    python bench/first_answer.py [--tokens 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from harness import cpu_description, receive, start_app, stop_app
+
+PRESET = "smollm2-135m-instruct"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--tokens", type=int, default=32)
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="bench-first-"))
+    app, client, up = start_app(folder, ["--cache-dir", str(folder / "empty-cache")])
+    try:
+        start, first = time.perf_counter(), None
+        messages = json.dumps([{"role": "user", "content": "Name three rivers."}])
+        job = client.submit(
+            PRESET, messages, json.dumps({"max_new_tokens": args.tokens}), None, api_name="/generate"
+        )
+        for _text in receive(job):
+            first = first or time.perf_counter()
+        job.result()
+        done = time.perf_counter()
+    finally:
+        stop_app(app)
+    print(cpu_description())
+    print(
+        f"page up {up:.1f} s after start (empty cache); after that: first token {first - start:.2f} s, "
+        f"answer of up to {args.tokens} tokens {done - start:.2f} s"
+    )
+    print("seconds from page up to the complete first answer (target <= 5):")
+    print(f"{done - start:.2f}")
+
+
+if __name__ == "__main__":
+    main()
