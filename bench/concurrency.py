@@ -1,8 +1,8 @@
 """Many users on one model: 16 concurrent API clients against the same 16 requests one at a time, next
 to what raw transformers reaches batching the same 16 prompts on this machine and dtype.
 
-The app runs as ``app.py`` in its own process; each client is its own ``gradio_client`` session asking
-``/generate`` on the default greedy preset for up to 64 new tokens (``--max-generations`` = clients,
+The app runs as ``app.py`` in its own process; each client asks ``/generate`` through Gradio's REST call
+API (as a browser or ``curl`` does), on the default greedy preset for up to 64 new tokens (``--max-generations`` = clients,
 so the Gradio queue lets them all in). Concurrent requests of one model share passes of the engine
 (continuous batching). The raw side: ``model.generate`` one prompt at a time, then all 16 as one
 left-padded batch, in this process. Prints both gains, the dtype, TTFTs, the app's peak memory while
@@ -23,10 +23,10 @@ from pathlib import Path
 
 from harness import (
     PeakMemory,
+    call,
     cpu_description,
     load_default,
     raw_speedup,
-    receive,
     render,
     start_app,
     stop_app,
@@ -36,16 +36,14 @@ from stream_overhead import PRESET
 SUBJECTS = ["a lighthouse", "a dragon", "a robot", "a pirate", "a baker", "a cat", "an astronaut", "a river"]
 
 
-def ask(client, question: str, tokens: int) -> float:
-    """One request; the time to its first streamed text as the client saw it."""
+def ask(url: str, question: str, tokens: int) -> float:
+    """One request; the time to its first streamed text as the caller saw it."""
     messages = json.dumps([{"role": "user", "content": question}])
     params = json.dumps({"max_new_tokens": tokens, "do_sample": False, "repetition_penalty": 1.0})
-    start, first = time.perf_counter(), None
-    job = client.submit(PRESET, messages, params, None, api_name="/generate")
-    for _text in receive(job):
-        first = first or time.perf_counter()
-    job.result()
-    return (first or time.perf_counter()) - start
+    first = None
+    for seconds, _text in call(url, "generate", [PRESET, messages, params, None]):
+        first = seconds if first is None else first
+    return first
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -54,8 +52,6 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def main() -> None:
-    from gradio_client import Client
-
     from playground.store.db import Store
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -76,11 +72,10 @@ def main() -> None:
     del loaded, _services
 
     extra = ["--max-generations", str(args.clients), "--serving-rows", str(args.serving_rows)]
-    app, first_client, _up = start_app(folder, extra)
+    app, client, _up = start_app(folder, extra)
     try:
-        url = first_client.src
-        clients = [first_client] + [Client(url, verbose=False) for _ in range(args.clients - 1)]
-        ask(clients[0], "Hi", 4)  # warm-up: the app loads and probes its model
+        url = client.src
+        ask(url, "Hi", 4)  # warm-up: the app loads and probes its model
         store = Store(str(folder / "bench.db"))
 
         def tokens_since(mark: int) -> int:
@@ -88,8 +83,8 @@ def main() -> None:
 
         mark = max((t.id for t in store.turns()), default=0)
         start, ttfts = time.perf_counter(), []
-        for client, question in zip(clients, questions, strict=True):
-            ttfts.append(ask(client, question, args.tokens))
+        for question in questions:
+            ttfts.append(ask(url, question, args.tokens))
         one_by_one = time.perf_counter() - start
         serial_tokens = tokens_since(mark)
 
@@ -97,7 +92,7 @@ def main() -> None:
         results: list[float] = [0.0] * args.clients
 
         def run(i: int) -> None:
-            results[i] = ask(clients[i], questions[i], args.tokens)
+            results[i] = ask(url, questions[i], args.tokens)
 
         threads = [threading.Thread(target=run, args=(i,)) for i in range(args.clients)]
         with PeakMemory(app.pid) as memory:

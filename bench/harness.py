@@ -7,6 +7,7 @@ never an absolute number (machines here differ between sessions).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -109,18 +110,31 @@ def stop_app(app) -> None:
         app.kill()
 
 
-def receive(job):
-    """Each streamed update of ``job`` as it arrives, polling every 5 ms (``Job.__iter__`` polls every
-    1 ms; on 2 cores that wakes the measuring process 1000 times a second next to the app it measures)."""
-    seen = 0
-    while True:
-        done = job.done()
-        outputs = job.outputs()
-        yield from outputs[seen:]
-        seen = len(outputs)
-        if done:
-            return
-        time.sleep(0.005)
+def call(base_url: str, api_name: str, data: list, timeout: float = 600.0):
+    """Call an endpoint the way a browser or ``curl`` does (Gradio's REST call API: POST, then read the
+    server-sent events as they arrive); yields (seconds since the call, data) per streamed output.
+
+    ``gradio_client`` is not used for timing: it polls its own message queue every 50 ms, which would
+    be measured as the app's latency."""
+    import httpx
+
+    base = base_url.rstrip("/")
+    started = time.perf_counter()
+    with httpx.Client(timeout=timeout) as http:
+        event_id = http.post(f"{base}/gradio_api/call/{api_name}", json={"data": data}).json()["event_id"]
+        with http.stream("GET", f"{base}/gradio_api/call/{api_name}/{event_id}") as stream:
+            kind = None
+            for line in stream.iter_lines():
+                if line.startswith("event:"):
+                    kind = line.removeprefix("event:").strip()
+                elif line.startswith("data:"):
+                    payload = json.loads(line.removeprefix("data:").strip() or "null")
+                    if kind == "error":
+                        raise RuntimeError(f"{api_name} failed: {payload}")
+                    if kind in ("generating", "complete"):
+                        yield time.perf_counter() - started, payload
+                    if kind == "complete":
+                        return
 
 
 def load_default(folder: Path, preset_name: str):
@@ -166,7 +180,16 @@ def raw_generate(loaded, prompts: list[str], tokens: int) -> tuple[float, int]:
 
 
 def raw_speedup(loaded, prompts: list[str], tokens: int) -> tuple[float, float, float]:
-    """Raw transformers' own batching gain: (one-by-one tokens/s, batched tokens/s, batched / one-by-one)."""
+    """Raw transformers' own batching gain: (one-by-one tokens/s, batched tokens/s, batched / one-by-one).
+
+    Runs on a thread that ends with it (``engine/threads.py``): an OpenMP team left on this thread
+    would slow the engine measured after it in the same process."""
+    from playground.engine.threads import isolated
+
+    return isolated(_raw_speedup, loaded, prompts, tokens)
+
+
+def _raw_speedup(loaded, prompts: list[str], tokens: int) -> tuple[float, float, float]:
     raw_generate(loaded, prompts[:1], 4)  # warm-up
     serial_s = sum(raw_generate(loaded, [p], tokens)[0] for p in prompts)
     batched_s, _ = raw_generate(loaded, prompts, tokens)

@@ -1,7 +1,8 @@
 """A lone answer: raw ``model.generate`` vs the same answer streamed through the running app.
 
-The app runs as users run it, ``app.py`` in its own process on a free port (throw-away database); the
-raw side is a plain ``model.generate`` in this process with the model loaded the way the app loads it.
+The app runs as users run it, ``app.py`` in its own process on a free port (throw-away database),
+called as a browser or ``curl`` calls it (``/generate`` through Gradio's REST call API, its stream read
+as it arrives); the raw side is a plain ``model.generate`` in this process with the model loaded the way the app loads it.
 Same default model, prompt and greedy parameters (both produce the same number of tokens), runs
 alternated so both see the same machine load. Prints tokens/s and TTFT of both, the engine's own
 view from inside the app, and as the last line the ratio app/raw tokens/s.
@@ -20,7 +21,7 @@ import time
 from pathlib import Path
 
 import torch
-from harness import cpu_description, load_default, receive, render, start_app, stop_app
+from harness import call, cpu_description, load_default, render, start_app, stop_app
 from transformers.generation.streamers import BaseStreamer
 
 PRESET = "smollm2-135m-instruct-greedy"
@@ -58,17 +59,14 @@ def raw_run(loaded, prompt: str, tokens: int) -> tuple:
     return n / total, streamer.first - start, n
 
 
-def app_run(client, store, tokens: int) -> tuple:
+def app_run(url: str, store, tokens: int) -> tuple:
     messages = json.dumps([{"role": "user", "content": QUESTION}])
     params = json.dumps({"max_new_tokens": tokens, "do_sample": False, "repetition_penalty": 1.0})
-    start = time.perf_counter()
-    first = None
-    job = client.submit(PRESET, messages, params, None, api_name="/generate")
-    for _text in receive(job):
-        if first is None:
-            first = time.perf_counter()
-    total = time.perf_counter() - start
-    job.result()  # raises what the app raised
+    first = total = None
+    for seconds, _text in call(url, "generate", [PRESET, messages, params, None]):
+        first = first if first is not None else seconds
+        total = seconds
+    start = 0.0
     row = store.turns()[-1]
     inside = (row.tokens_per_s, row.ttft_s)  # the engine's own view, inside the app process
     return row.completion_tokens / total, first - start, row.completion_tokens, inside
@@ -77,7 +75,7 @@ def app_run(client, store, tokens: int) -> tuple:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tokens", type=int, default=128)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp())
     from playground.store.db import Store
@@ -88,11 +86,11 @@ def main() -> None:
     try:
         store = Store(str(folder / "bench.db"))
         raw_run(loaded, prompt, 8)  # warm-up both paths (the app loads and probes its model here)
-        app_run(client, store, 8)
+        app_run(client.src, store, 8)
         raw, through_app = [], []
         for _ in range(args.repeats):  # alternate so both see the same machine load
             raw.append(raw_run(loaded, prompt, args.tokens))
-            through_app.append(app_run(client, store, args.tokens))
+            through_app.append(app_run(client.src, store, args.tokens))
     finally:
         stop_app(app)
     raw_tps, app_tps = statistics.median(r[0] for r in raw), statistics.median(a[0] for a in through_app)

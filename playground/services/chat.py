@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -75,6 +76,7 @@ class ChatService:
         self.limits = limits or Limits()
         # engine/backends: this machine's (local or ZeroGPU) and served models; default: local on ``cache``
         self.backends = backends or Backends(LocalBackend(cache), RemoteBackend())
+        self.pacer = StreamPacer()
 
     def preset(self, name: str) -> Preset:
         return self.registry.get(name)
@@ -131,7 +133,7 @@ class ChatService:
                 )
                 ran.prompt, ran.params = rendered.text, generation.params
                 update.status = "generating…"
-                yield from follow(model.stream([generation], cancel), update)
+                yield from self.pacer.follow(model.stream([generation], cancel), update)
         except PlaygroundError as exc:
             update.error, update.finish_reason = str(exc), "error"
         except GeneratorExit:
@@ -226,17 +228,42 @@ def turn_record(
     )
 
 
-def follow(events, update: AnswerUpdate) -> Iterator[AnswerUpdate]:
-    """Copy one answer's events into ``update``, yielding it until the final one (not yielded)."""
-    with closing(events):
-        for event in events:
-            update.text, update.stats = event.text, event.stats.as_dict()
-            if event.done:
-                update.finish_reason = event.finish_reason
-                if event.error:
-                    raise PlaygroundError(event.error)
-                return
-            yield update
+class StreamPacer:
+    """How often a streaming answer's text is passed on: the first text at once, then at most every
+    ``interval()`` seconds, which grows with the number of answers streaming at once (every update
+    costs the page, the HTTP stream and the event loop CPU that the model needs on a small machine:
+    one answer gets 20 updates a second, sixteen get about three each)."""
+
+    def __init__(self, every_s: float = 0.05, per_stream_s: float = 0.02):
+        self.every_s, self.per_stream_s = every_s, per_stream_s
+        self._lock = threading.Lock()
+        self.active = 0
+
+    def interval(self) -> float:
+        return max(self.every_s, self.per_stream_s * self.active)
+
+    def follow(self, events, update: AnswerUpdate) -> Iterator[AnswerUpdate]:
+        """Copy one answer's events into ``update``, yielding it (paced) until the final one, which is
+        not yielded: the caller finishes and yields it."""
+        with self._lock:
+            self.active += 1
+        last = None
+        try:
+            with closing(events):
+                for event in events:
+                    update.text, update.stats = event.text, event.stats.as_dict()
+                    if event.done:
+                        update.finish_reason = event.finish_reason
+                        if event.error:
+                            raise PlaygroundError(event.error)
+                        return
+                    now = time.monotonic()
+                    if last is None or now - last >= self.interval():
+                        last = now
+                        yield update
+        finally:
+            with self._lock:
+                self.active -= 1
 
 
 def messages_from(raw: Any) -> list[Message]:

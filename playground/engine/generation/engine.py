@@ -36,7 +36,7 @@ from playground.engine.threads import start_thread
 from playground.errors import PlaygroundError, explain_failure
 
 log = logging.getLogger(__name__)
-IDLE_S = 2.0
+IDLE_S = float(__import__("os").environ.get("XP_IDLE", "2.0"))
 
 
 @dataclass(eq=False)
