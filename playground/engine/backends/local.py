@@ -12,7 +12,7 @@ import weakref
 from collections.abc import Iterator, Sequence
 
 from playground.engine.backends.base import MachineBackend
-from playground.engine.generation.engine import Engine
+from playground.engine.generation.engine import ComputeLoop, Engine
 from playground.engine.generation.probe import ProbeResult, probe
 from playground.engine.generation.request import GenerationEvent, GenerationRequest
 from playground.engine.models.cache import ModelCache
@@ -30,6 +30,7 @@ class LocalBackend(MachineBackend):
         self._probes: dict[LoadRequest, ProbeResult] = {}
         self._locks: dict[LoadRequest, threading.Lock] = {}
         self._lock = threading.Lock()
+        self.loop = ComputeLoop()  # every engine of this backend computes on its one thread
 
     def engine(self, loaded: LoadedModel) -> Engine:
         """The model's engine, probing the model first (once per loaded model)."""
@@ -40,7 +41,8 @@ class LocalBackend(MachineBackend):
             if engine is None:
                 result = isolated(probe, loaded.model, loaded.tokenizer, self.serving_rows)
                 self._probes[loaded.request] = result
-                engine = self._engines[loaded.model] = Engine(loaded.model, loaded.tokenizer, result.layout)
+                engine = Engine(loaded.model, loaded.tokenizer, result.layout, self.loop)
+                self._engines[loaded.model] = engine
             return engine
 
     def probe_result(self, request: LoadRequest) -> ProbeResult | None:

@@ -11,8 +11,8 @@ A scheduler loop on its own thread (continuous batching):
 * a row leaves as soon as it is finished, cancelled or its consumer is gone, and frees its slot.
 
 The layout (packed, fixed or single: ``runner.py``) comes from the start-up probe, so a request
-gives the same text alone, among others, in a grid or on replay. The loop thread ends after
-``IDLE_S`` without work (``engine/threads.py``: compute threads must not live long).
+gives the same text alone, among others, in a grid or on replay. Every engine of a backend computes
+on one thread (``ComputeLoop``), which ends after ``IDLE_S`` without work.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ from playground.engine.threads import start_thread
 from playground.errors import PlaygroundError, explain_failure
 
 log = logging.getLogger(__name__)
-IDLE_S = float(__import__("os").environ.get("XP_IDLE", "2.0"))
+IDLE_S = 60.0  # the compute thread ends after this long without work
+POOL_IDLE_S = 10.0  # an engine's KV memory is freed after this long without work
 
 
 @dataclass(eq=False)
@@ -61,16 +62,16 @@ class _Row:
 
 
 class Engine:
-    def __init__(self, model, tokenizer, layout: Layout):
-        self._model = weakref.ref(model)  # the model cache owns it: an evicted model is not kept alive here
+    def __init__(self, model, tokenizer, layout: Layout, loop: ComputeLoop | None = None):
         self.tokenizer = tokenizer
         self.runner = make_runner(model, layout)
         self.layout = self.runner.layout
         self.eos = eos_ids(model, tokenizer)
+        self.loop = loop or ComputeLoop()
         self._pending: deque[_Row] = deque()
+        self._live: list[_Row] = []
         self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._running = False
+        self.idle_since = time.monotonic()
         self.passes = 0
         self.peak_rows = 0
 
@@ -115,43 +116,34 @@ class Engine:
     def _submit(self, rows: list[_Row]) -> None:
         with self._lock:
             self._pending.extend(rows)
-            self._wake.set()
-            if not self._running:
-                self._running = True
-                start_thread(self._loop, name="engine")
+        self.loop.wake(self)
 
-    # ------------------------------------------------------------------ the loop
+    # ------------------------------------------------------------------ one turn of the loop
 
-    def _loop(self) -> None:
-        live: list[_Row] = []
-        try:
-            with torch.inference_mode():
-                self._serve(live)
-        except BaseException as exc:  # noqa: BLE001 - never leave a consumer waiting on a dead loop
-            log.exception("the generation loop failed")
-            with self._lock:
-                self._running = False
-                live += self._pending
-                self._pending.clear()
-            error = str(explain_failure(exc))
-            for row in live:
-                row.group.events.put(row.output.finish(error=error))
-        finally:
-            self.runner.release_memory()
+    @property
+    def busy(self) -> bool:
+        return bool(self._live or self._pending)
 
-    def _serve(self, live: list[_Row]) -> None:
-        while True:
-            self._retire(live)
-            fresh = self._admit(live)
-            if not live:
-                self._wake.clear()
-                if not self._wake.wait(IDLE_S):
-                    with self._lock:
-                        if not self._pending:
-                            self._running = False
-                            return
-                continue
+    def step(self) -> None:
+        """Retire finished rows, admit waiting ones, run one pass."""
+        live = self._live
+        self._retire(live)
+        fresh = self._admit(live)
+        if live:
             self._pass(live, fresh)
+            self._retire(live)  # a row that finished in this pass leaves now: its final event goes at once
+        if not self.busy:
+            self.idle_since = time.monotonic()
+
+    def fail(self, exc: BaseException) -> None:
+        """End every row of this engine with the error (its step could not run)."""
+        with self._lock:
+            rows = self._live + list(self._pending)
+            self._live.clear()
+            self._pending.clear()
+        error = str(explain_failure(exc))
+        for row in rows:
+            row.group.events.put(row.output.finish(error=error))
 
     def _admit(self, live: list[_Row]) -> list[_Row]:
         fresh = []
@@ -207,6 +199,57 @@ class Engine:
                 live[i] = last
 
 
+class ComputeLoop:
+    """The one thread on which a backend's engines compute, in turns: on a CPU one OpenMP team, since
+    two threads running models at once outnumber the cores and slow both (``engine/threads.py``).
+
+    Engines wake it when they get work; it runs one step of every busy engine in turn, frees the KV
+    memory of an engine idle for ``POOL_IDLE_S``, and ends after ``idle_s`` without work (the next
+    request starts it again)."""
+
+    def __init__(self, idle_s: float = IDLE_S):
+        self.idle_s = idle_s
+        self._engines: weakref.WeakSet[Engine] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self.running = False
+
+    def wake(self, engine: Engine) -> None:
+        with self._lock:
+            self._engines.add(engine)
+            self._wake.set()
+            if not self.running:
+                self.running = True
+                start_thread(self._run, name="engine")
+
+    def _run(self) -> None:
+        idle_from = time.monotonic()
+        with torch.inference_mode():
+            while True:
+                self._wake.clear()
+                busy = [e for e in list(self._engines) if e.busy]
+                for engine in busy:
+                    try:
+                        engine.step()
+                    except BaseException as exc:  # noqa: BLE001 - never leave a consumer waiting on a dead loop
+                        log.exception("the generation loop failed")
+                        engine.fail(exc)
+                if busy:
+                    idle_from = time.monotonic()
+                    continue
+                for engine in list(self._engines):
+                    if time.monotonic() - engine.idle_since > POOL_IDLE_S:
+                        engine.runner.release_memory()
+                if self._wake.wait(min(self.idle_s, POOL_IDLE_S)):
+                    continue
+                with self._lock:
+                    if time.monotonic() - idle_from >= self.idle_s and not any(e.busy for e in self._engines):
+                        for engine in self._engines:
+                            engine.runner.release_memory()
+                        self.running = False
+                        return
+
+
 def _coalesce(events: list[GenerationEvent]) -> list[GenerationEvent]:
     """Consecutive text events of one request become one (the final event always stays its own)."""
     merged: list[GenerationEvent] = []
@@ -233,9 +276,3 @@ def run_alone(
         if event.done:
             finals[event.index] = event
     return [finals[i] for i in range(len(requests))]
-
-
-def wait_idle(engine: Engine, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while engine._running and time.monotonic() < deadline:
-        time.sleep(0.01)

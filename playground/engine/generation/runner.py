@@ -19,6 +19,7 @@ interface (Falcon): the model's own KV cache, one answer at a time.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Literal
 
@@ -71,10 +72,27 @@ def adopt(model) -> None:
     model._engine_adopted = True
 
 
-class PackedRunner:
+class _ModelRef:
+    """The runner's model, held weakly: the model cache owns models, so an evicted one is freed."""
+
+    def __init__(self, model):
+        self._model = weakref.ref(model)
+
+    @property
+    def model(self):
+        model = self._model()
+        if model is None:
+            raise RuntimeError(
+                "the model was unloaded (evicted from the model cache); send the message again"
+            )
+        return model
+
+
+class PackedRunner(_ModelRef):
     def __init__(self, model, layout: Layout):
         adopt(model)
-        self.model, self.layout = model, layout
+        super().__init__(model)
+        self.layout = layout
         self.device = model.device
         self.pool = KVPool(layout.rows)
         self.calls_per_pass = 0
@@ -142,14 +160,14 @@ class PackedRunner:
 _NO_MASK = torch.ones(1, 1, 1, 1, dtype=torch.bool)  # a 4D mask is taken as given: no mask is built
 
 
-class CacheRunner:
+class CacheRunner(_ModelRef):
     """One answer at a time on the model's own KV cache (models outside the attention interface)."""
 
     rows = 1
     prefill_together = False
 
     def __init__(self, model):
-        self.model = model
+        super().__init__(model)
         self.device = model.device
         self.layout = Layout("single", 1)
 
