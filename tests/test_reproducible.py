@@ -23,14 +23,14 @@ from playground.store.models import Turn
 pytestmark = pytest.mark.slow
 QUESTION = "Tell me about the sea and the ships on it."
 OTHERS = [f"Question {i}: what do you know about the number {i}?" for i in range(15)]
-GREEDY = {"do_sample": False, "max_new_tokens": 20, "seed": 11}
+GREEDY = {"do_sample": False, "max_new_tokens": 14, "seed": 11}
 SAMPLED = {
     "do_sample": True,
     "temperature": 0.8,
     "top_k": 40,
     "top_p": 0.9,
     "repetition_penalty": 1.15,
-    "max_new_tokens": 20,
+    "max_new_tokens": 14,
     "seed": 1234,
 }
 KINDS = {  # loader kind → (seed preset, quantization)
@@ -102,8 +102,9 @@ def test_one_request_gives_the_same_text_on_every_path(hub, services, tmp_path, 
     grid = list(services.notebook.run(NotebookRequest([name], rows, seed=params["seed"])))[-1]
     assert grid.cell(7, 0).text == alone.text and grid.cell(7, 0).finish_reason == "stop_string"
 
-    # in the Arena (against another preset, either side)
-    other = make_preset(services, tmp_path, "smollm2-135m-instruct-greedy", f"{tag}-rival", None, {}, [])
+    # in the Arena (against another preset of the same model, either side)
+    rival = {**params, "seed": params["seed"] + 1}
+    other = make_preset(services, tmp_path, base, f"{tag}-rival", quantization, rival, [])
     arena = ArenaService(services.registry, services.compare, services.store, pool=[name, other])
     battle = arena.new_battle("reproducible-test")
     *_, view = arena.send(battle, "reproducible-test", QUESTION)

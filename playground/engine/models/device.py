@@ -21,6 +21,27 @@ import torch
 
 from playground.engine.threads import isolated
 
+# What vLLM's batch-invariant mode sets on Hopper, so a row's numbers do not depend on the shape of the
+# batch around it: one cuBLAS workspace size (no split-K choices that depend on it), no reduced-precision
+# reductions, no TF32. Set before CUDA starts; the start-up probe then checks what the device does.
+CUDA_ENV = {"CUBLAS_WORKSPACE_CONFIG": ":16:8", "CUBLASLT_WORKSPACE_SIZE": "1"}
+
+
+def configure_cuda() -> dict:
+    """Apply ``CUDA_ENV`` (where not set already) and turn off TF32 and reduced-precision reductions;
+    returns what is in effect. Harmless without CUDA; must run before CUDA is first used."""
+    for name, value in CUDA_ENV.items():
+        os.environ.setdefault(name, value)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction = False
+    torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction = False
+    return {name: os.environ[name] for name in CUDA_ENV} | {
+        "tf32": False,
+        "reduced_precision_reductions": False,
+    }
+
+
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 
 
