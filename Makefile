@@ -38,6 +38,7 @@ browser-deps: system-deps
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 test: install system-deps lint
 	$(PY) -m pytest

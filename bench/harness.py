@@ -139,8 +139,8 @@ def call(base_url: str, api_name: str, data: list, timeout: float = 600.0):
 
 def load_default(folder: Path, preset_name: str):
     """The preset's model loaded the way the app loads it (its dtype choice), with its rendered prompt maker."""
+    from playground.container import build_services
     from playground.engine.models.loader import LoadRequest
-    from playground.services.container import build_services
     from playground.settings import Settings
 
     services = build_services(Settings(db=str(folder / "raw.db"), user_presets_dir=folder / "raw-user"))

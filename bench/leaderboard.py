@@ -39,7 +39,7 @@ from sqlalchemy import insert
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from playground.engine.models.presets import PresetRegistry  # noqa: E402
-from playground.services.leaderboard import LeaderboardFilters, LeaderboardService  # noqa: E402
+from playground.services.leaderboard.service import LeaderboardFilters, LeaderboardService  # noqa: E402
 from playground.store.db import Store  # noqa: E402
 from playground.store.models import Conversation, Turn, Vote  # noqa: E402
 

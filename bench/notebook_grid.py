@@ -20,9 +20,9 @@ from pathlib import Path
 from harness import PeakMemory, cpu_description, load_default, raw_speedup, render
 
 from playground.engine.models.templates import Message
-from playground.services.chat import AnswerRequest
-from playground.services.notebook_grid import NotebookRequest
-from playground.services.promptset import build_rows
+from playground.services.answers.chat import AnswerRequest
+from playground.services.notebook.grid import NotebookRequest
+from playground.services.notebook.prompts import build_rows
 
 PRESET = "smollm2-135m-instruct"
 SUBJECTS = [

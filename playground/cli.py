@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     from playground.engine.models.device import configure_cuda
 
     configure_cuda()  # before anything touches CUDA: batch-invariant cuBLAS settings
-    from playground.services.container import build_services
+    from playground.container import build_services
     from playground.ui.app import CSS, build_app
 
     settings = Settings.from_args(argv)
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
 def export_main(argv: list[str]) -> int:
     """``app.py export --format F --out FILE [--since DATE] [--mode MODE] [--db URL]``: stream the
     stored conversations out in one format (only reads; the database must exist)."""
-    from playground.services.export import (
+    from playground.services.data.export import (
         FORMATS,
         MODES,
         ExportFilter,

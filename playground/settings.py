@@ -7,9 +7,26 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from playground.services.limits import Limits
+from playground.errors import PlaygroundError
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_input_chars: int = 20_000  # per message (and per system prompt); ~5k tokens
+    max_turns: int = 50  # rounds (user messages) per conversation
+    session_generations: int = 3  # concurrent generation requests per visitor
+    total_generations: int = 8  # concurrent generation requests overall; the rest queue
+    votes_per_hour: int = 120  # votes (side-by-side and arena) per visitor per hour
+    address_factor: int = 4
+
+    def __post_init__(self):
+        for name in ("max_input_chars", "max_turns", "session_generations", "total_generations"):
+            if getattr(self, name) < 1:
+                raise PlaygroundError(f"the limit {name} must be at least 1, got {getattr(self, name)}")
+
+
 DEFAULT_COLUMNS = ["smollm2-135m-instruct", "smollm2-135m-instruct-greedy"]
 
 

@@ -34,7 +34,7 @@ def model_cache_dir() -> Path:
 def fresh_services(folder: Path, cache_dir: Path, **settings):
     """Services on the shipped presets and the real embedded model, with a fresh SQLite file and
     user-preset folder in ``folder`` (and any other ``Settings`` fields given)."""
-    from playground.services.container import build_services
+    from playground.container import build_services
 
     return build_services(
         Settings(

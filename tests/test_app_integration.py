@@ -104,7 +104,7 @@ def test_bad_input_gives_the_real_cause_and_other_columns_keep_working(client, s
 
 
 def _req(name):
-    from playground.services.chat import AnswerRequest
+    from playground.services.answers.chat import AnswerRequest
 
     return AnswerRequest(name, [])
 

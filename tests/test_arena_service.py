@@ -8,8 +8,8 @@ import pytest
 
 from playground.engine.models.presets import PresetRegistry
 from playground.errors import PlaygroundError
-from playground.services.arena import ArenaService, identity_terms, names_itself
-from playground.services.chat import AnswerUpdate
+from playground.services.answers.arena import ArenaService, identity_terms, names_itself
+from playground.services.answers.chat import AnswerUpdate
 from playground.store.db import Store
 from playground.store.models import Vote
 from tests.conftest import PRESETS

@@ -20,8 +20,8 @@ from sqlalchemy import event
 
 from playground.engine.models.cache import ModelCache
 from playground.errors import PlaygroundError
-from playground.services.chat import AnswerRequest, ChatService
-from playground.services.compare import CompareService
+from playground.services.answers.chat import AnswerRequest, ChatService
+from playground.services.answers.compare import CompareService
 from playground.store.db import Store
 from playground.store.models import Conversation, Turn, Vote
 

@@ -22,8 +22,8 @@ from sqlalchemy import update
 from playground.cli import main
 from playground.engine.models.templates import parse_messages
 from playground.errors import PlaygroundError
-from playground.services.chat import AnswerRequest
-from playground.services.export import (
+from playground.services.answers.chat import AnswerRequest
+from playground.services.data.export import (
     ExportFilter,
     export_records,
     export_to_file,
@@ -499,8 +499,8 @@ def test_write_export_to_a_stream_counts_what_it_wrote(rules):
 def data(tmp_path_factory, model_cache_dir):
     """A database filled through the real services: a compare round with 👍/👎 and a vote, a voted
     and an unvoted arena battle, a notebook run with a score."""
-    from playground.services.notebook_grid import NotebookRequest
-    from playground.services.promptset import PromptRow
+    from playground.services.notebook.grid import NotebookRequest
+    from playground.services.notebook.prompts import PromptRow
 
     folder = tmp_path_factory.mktemp("export")
     services = fresh_services(folder, model_cache_dir)

@@ -11,7 +11,7 @@ from sqlalchemy import insert, update
 
 from playground.engine.models.presets import PresetRegistry
 from playground.errors import PlaygroundError
-from playground.services.leaderboard import (
+from playground.services.leaderboard.service import (
     LeaderboardFilters,
     LeaderboardService,
     vote_battles,

@@ -10,7 +10,7 @@ from gradio_client import Client
 from gradio_client.utils import Status
 
 from playground.errors import PlaygroundError
-from playground.services.limits import Gate, Limits, Visitor
+from playground.services.answers.limits import Gate, Limits, Visitor
 from playground.settings import Settings
 from playground.store.models import Conversation, Turn
 from tests.conftest import free_port, fresh_services

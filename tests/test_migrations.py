@@ -52,7 +52,7 @@ def test_a_database_made_before_migrations_is_upgraded_with_nothing_lost(tmp_pat
 
 
 def test_the_upgraded_old_database_serves_its_leaderboard(tmp_path, services):
-    from playground.services.leaderboard import LeaderboardFilters, LeaderboardService
+    from playground.services.leaderboard.service import LeaderboardFilters, LeaderboardService
 
     db = tmp_path / "old.sqlite"
     shutil.copy(PRE_ALEMBIC, db)

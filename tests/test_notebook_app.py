@@ -11,10 +11,10 @@ import threading
 import pytest
 from gradio_client import Client
 
-from playground.services.leaderboard import LeaderboardFilters
-from playground.services.notebook_export import cell_records
-from playground.services.notebook_grid import NotebookRequest
-from playground.services.promptset import build_rows
+from playground.services.leaderboard.service import LeaderboardFilters
+from playground.services.notebook.export import cell_records
+from playground.services.notebook.grid import NotebookRequest
+from playground.services.notebook.prompts import build_rows
 from playground.store.models import NotebookCell, Turn
 
 pytestmark = pytest.mark.slow

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from playground.errors import PlaygroundError
-from playground.services.promptset import (
+from playground.services.notebook.prompts import (
     build_rows,
     fill,
     load_file,

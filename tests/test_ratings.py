@@ -1,4 +1,4 @@
-"""Tests for the arena rating math (playground.services.ratings)."""
+"""Tests for the arena rating math (playground.services.leaderboard.ratings)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 from scipy.optimize import approx_fprime, minimize
 from scipy.special import expit, log_expit
 
-from playground.services.ratings import (
+from playground.services.leaderboard.plots import ratings_chart, win_rate_heatmap
+from playground.services.leaderboard.ratings import (
     DEFAULT_L2,
     DEFAULT_MIN_BATTLES,
     LEADERBOARD_COLUMNS,
@@ -27,7 +28,6 @@ from playground.services.ratings import (
     rank_from_intervals,
     win_rate_matrix,
 )
-from playground.services.ratings_plots import ratings_chart, win_rate_heatmap
 
 TRUE = {
     "m-alpha": 1250.0,

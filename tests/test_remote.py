@@ -23,9 +23,9 @@ from playground.engine.models import embedded
 from playground.engine.models.presets import load_preset_file
 from playground.engine.models.templates import Message
 from playground.errors import PlaygroundError
-from playground.services.chat import AnswerRequest
-from playground.services.notebook_grid import NotebookRequest
-from playground.services.promptset import build_rows
+from playground.services.answers.chat import AnswerRequest
+from playground.services.notebook.grid import NotebookRequest
+from playground.services.notebook.prompts import build_rows
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.slow

@@ -12,7 +12,7 @@ from sqlalchemy import update
 
 from playground.engine.models.templates import parse_messages
 from playground.errors import PlaygroundError
-from playground.services.chat import AnswerRequest
+from playground.services.answers.chat import AnswerRequest
 from playground.store.models import Conversation, Rating, Turn, Vote
 from tests.conftest import fresh_services
 

@@ -13,10 +13,10 @@ import yaml
 
 from playground.engine.models.presets import load_preset_file
 from playground.engine.models.templates import Message
-from playground.services.arena import ArenaService
-from playground.services.chat import AnswerRequest
-from playground.services.notebook_grid import NotebookRequest
-from playground.services.promptset import build_rows
+from playground.services.answers.arena import ArenaService
+from playground.services.answers.chat import AnswerRequest
+from playground.services.notebook.grid import NotebookRequest
+from playground.services.notebook.prompts import build_rows
 from playground.settings import ROOT
 from playground.store.models import Turn
 

@@ -10,7 +10,7 @@ from gradio_client import Client
 from playground.engine.models.loader import LoadRequest
 from playground.engine.models.templates import Message
 from playground.errors import PlaygroundError
-from playground.services.chat import AnswerRequest
+from playground.services.answers.chat import AnswerRequest
 
 pytestmark = pytest.mark.slow
 SEEDS = ["decilm-7b-instruct", "dclm-1b-it", "llama-65b-instruct", "tulu-7b-gptq", "falcon-7b-chat-oasst1"]

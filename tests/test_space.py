@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from gradio_client import Client
 
-from playground.services.leaderboard import LeaderboardFilters, LeaderboardService
+from playground.services.leaderboard.service import LeaderboardFilters, LeaderboardService
 from playground.settings import ROOT, Settings
 from playground.store.db import Store
 from playground.store.hub_sync import read_records, start_sync
@@ -193,10 +193,10 @@ def test_the_backend_is_chosen_by_setting(monkeypatch):
 
 def test_start_up_preloads_and_marks_what_cannot_run(tmp_path, model_cache_dir):
     """PLAYGROUND_PRELOAD loads at start-up; a preset that fails is shown unavailable and refused at once."""
+    from playground.container import build_services
     from playground.engine.models.loader import LoadRequest
     from playground.engine.models.templates import Message
-    from playground.services.chat import AnswerRequest
-    from playground.services.container import build_services
+    from playground.services.answers.chat import AnswerRequest
     from playground.ui.common import preset_choices
 
     settings = Settings(
@@ -222,9 +222,9 @@ def test_start_up_preloads_and_marks_what_cannot_run(tmp_path, model_cache_dir):
 
 
 def test_presets_too_big_for_a_zerogpu_slot_are_unavailable(hub):
+    from playground.container import check_zerogpu_fit
     from playground.engine.models.device import DeviceInfo
     from playground.engine.models.presets import PresetRegistry
-    from playground.services.container import check_zerogpu_fit
 
     registry = PresetRegistry.from_folders(PRESETS)
     check_zerogpu_fit(registry, DeviceInfo.for_zerogpu(), slot_bytes=1024)  # a slot of 1 KiB: nothing fits

@@ -3,7 +3,7 @@ from datetime import datetime
 import pytest
 
 from playground.errors import PlaygroundError
-from playground.services.export import write_export
+from playground.services.data.export import write_export
 from playground.store.db import Store, TurnRecord, database_url
 from playground.store.models import Rating, Turn, Vote
 

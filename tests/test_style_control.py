@@ -1,4 +1,4 @@
-"""Tests for style control (playground.services.style_control): features, the contextual
+"""Tests for style control (playground.services.leaderboard.style_control): features, the contextual
 Bradley–Terry fit on simulated battles, and its agreement with the plain fit."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest
 from scipy.optimize import minimize
 from scipy.special import log_expit
 
-from playground.services.ratings import DEFAULT_L2, compute_leaderboard, rank_from_intervals
-from playground.services.style_control import (
+from playground.services.leaderboard.ratings import DEFAULT_L2, compute_leaderboard, rank_from_intervals
+from playground.services.leaderboard.style_control import (
     STYLE_FEATURES,
     answer_style,
     fit_style_control,

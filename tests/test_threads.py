@@ -9,8 +9,8 @@ from playground.engine.models.cache import ModelCache
 from playground.engine.models.loader import LoadRequest, load
 from playground.engine.models.templates import Message
 from playground.engine.threads import isolated, start_thread
-from playground.services.chat import AnswerRequest, ChatService
-from playground.services.compare import CompareService
+from playground.services.answers.chat import AnswerRequest, ChatService
+from playground.services.answers.compare import CompareService
 
 REQUEST_ID = contextvars.ContextVar("request_id", default=None)
 

@@ -18,10 +18,10 @@ from playground.engine.generation.request import GenerationRequest
 from playground.engine.generation.runner import Layout
 from playground.engine.models.loader import LoadRequest
 from playground.engine.models.templates import Message
-from playground.services.chat import AnswerRequest, ChatService
-from playground.services.notebook import NotebookService
-from playground.services.notebook_grid import NotebookRequest
-from playground.services.promptset import build_rows
+from playground.services.answers.chat import AnswerRequest, ChatService
+from playground.services.notebook.grid import NotebookRequest
+from playground.services.notebook.prompts import build_rows
+from playground.services.notebook.service import NotebookService
 
 _END = "__end__"
 KEY = LoadRequest("org/m", "main", "transformers", "auto", "none", False)

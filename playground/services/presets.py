@@ -17,13 +17,36 @@ from playground.errors import PlaygroundError
 
 
 class PresetService:
-    def __init__(self, registry: PresetRegistry, user_dir: Path, cache_root: Path, batching=None):
+    def __init__(
+        self, registry: PresetRegistry, user_dir: Path, cache_root: Path, batching=None, device: str = ""
+    ):
         self.registry = registry
         self.batching = batching or (lambda preset: None)  # preset → the engine's probe result, once probed
+        self.device = device  # where local models run ("cpu", "cuda", …)
         self.user_dir = user_dir
         self.cache_root = cache_root
         self._tokenizers: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
+
+    def get(self, name: str) -> Preset:
+        return self.registry.get(name)
+
+    def all(self) -> list[Preset]:
+        return list(self.registry)
+
+    def __iter__(self):
+        return iter(self.registry)
+
+    @property
+    def unavailable(self) -> dict[str, str]:
+        """Presets that cannot run here, with the reason (e.g. too big for a ZeroGPU slot)."""
+        return self.registry.unavailable
+
+    def names(self) -> list[str]:
+        return self.registry.names()
+
+    def batching_of(self, name: str) -> dict | None:
+        return self.batching(self.registry.get(name))
 
     def list(self) -> list[dict[str, Any]]:
         return [

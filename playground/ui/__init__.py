@@ -1,0 +1,1 @@
+"""The Gradio Blocks app: one module per tab, the API-only endpoints, and helpers shared by tabs (common, rating). Callbacks read components, call a service, map the result back; the UI talks to services only."""

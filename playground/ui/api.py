@@ -11,9 +11,9 @@ from collections.abc import Iterator
 
 import gradio as gr
 
+from playground.container import Services
 from playground.errors import PlaygroundError
-from playground.services.chat import AnswerRequest, messages_from
-from playground.services.container import Services
+from playground.services.answers.chat import AnswerRequest, messages_from
 from playground.ui.common import GENERATION, generation_slot, session_id, session_key, user_errors, visitor
 
 

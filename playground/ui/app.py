@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from playground import __version__
-from playground.services.container import Services
+from playground.container import Services
 from playground.ui.api import register_api
 from playground.ui.arena_api import register_arena_api
 from playground.ui.arena_tab import build_arena_tab
@@ -24,8 +24,8 @@ CSS = """
 def build_app(services: Services) -> gr.Blocks:
     with gr.Blocks(title="LLM Playground", fill_width=True) as demo:
         gr.Markdown(
-            f"## LLM Playground <small>v{__version__} · {services.cache.device.device} · "
-            f"{len(services.registry.names())} presets</small>"
+            f"## LLM Playground <small>v{__version__} · {services.presets.device} · "
+            f"{len(services.presets.names())} presets</small>"
         )
         warming = gr.Markdown(_warm_status(services), elem_id="warm-up", visible=bool(_warm_status(services)))
         timer = gr.Timer(1.0, active=not services.warmup.ready.is_set())

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import gradio as gr
 
-from playground.services.container import Services
-from playground.services.leaderboard import LeaderboardFilters
+from playground.container import Services
+from playground.services.leaderboard.service import LeaderboardFilters
 from playground.ui.common import GENERATION, generation_slot, session_id, user_errors, visitor
 
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from playground.services.arena import SIDES, ArenaView, Reveal
-from playground.services.container import Services
+from playground.container import Services
+from playground.services.answers.arena import SIDES, ArenaView, Reveal
 from playground.ui.common import GENERATION, generation_slot, user_errors, visitor
 from playground.ui.rating import RatingPanel
 

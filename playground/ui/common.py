@@ -8,10 +8,9 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from playground.engine.generation.params import GenerationParams
-from playground.engine.models.presets import Preset
 from playground.errors import PlaygroundError
-from playground.services.limits import Gate, Visitor
+from playground.services.answers.limits import Gate, Visitor
+from playground.services.types import GenerationParams, Preset
 
 PARAM_FIELDS = ("temperature", "top_p", "top_k", "max_new_tokens", "repetition_penalty", "seed", "do_sample")
 

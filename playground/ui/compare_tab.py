@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from playground.services.chat import AnswerRequest
-from playground.services.chat import messages_from as parse_messages
-from playground.services.container import Services
+from playground.container import Services
+from playground.services.answers.chat import AnswerRequest
+from playground.services.answers.chat import messages_from as parse_messages
 from playground.ui.common import (
     GENERATION,
     ParamWidgets,
@@ -62,7 +62,7 @@ def vote_labels(ncols: int) -> list[str]:
 
 def build_compare_tab(services: Services) -> list[gr.Dropdown]:
     """Build the tab; returns the model dropdowns (other tabs refresh their choices)."""
-    settings, registry = services.settings, services.registry
+    settings, registry = services.settings, services.presets
     state = gr.State(new_state())
     ncols = gr.State(len(settings.columns))
     with gr.Row():

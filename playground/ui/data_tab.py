@@ -18,10 +18,16 @@ from pathlib import Path
 
 import gradio as gr
 
+from playground.container import Services
 from playground.errors import PlaygroundError
-from playground.services.container import Services
-from playground.services.export import EXTENSIONS, FORMATS, MODES, ExportFilter, check_format, export_to_file
-from playground.services.replay import ReplayResult
+from playground.services.answers.replay import ReplayResult
+from playground.services.data.export import (
+    EXTENSIONS,
+    FORMATS,
+    MODES,
+    ExportFilter,
+    check_format,
+)
 from playground.ui.common import GENERATION, generation_slot, user_errors
 
 CLOSED = "data export and replay are turned off on this public deployment (start the app with --open-data)"
@@ -105,7 +111,7 @@ def build_data_tab(services: Services) -> None:
         flt = ExportFilter.parse(since_, mode_, hide_open_battles=True)
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         path = _export_folder() / f"playground-{format_}-{stamp}.{EXTENSIONS[format_]}"
-        n = export_to_file(services.store.engine, format_, path, flt)
+        n = services.data.export(format_, path, flt)
         return str(path), f"✅ {n} record(s) in `{path.name}`"
 
     @user_errors

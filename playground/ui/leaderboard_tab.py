@@ -10,8 +10,8 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
-from playground.services.container import Services
-from playground.services.leaderboard import LeaderboardFilters, LeaderboardResult
+from playground.container import Services
+from playground.services.leaderboard.service import LeaderboardFilters, LeaderboardResult
 from playground.ui.common import user_errors
 
 PROVISIONAL = "⚠ provisional"

@@ -12,11 +12,10 @@ from pathlib import Path
 
 import gradio as gr
 
+from playground.container import Services
 from playground.errors import PlaygroundError
-from playground.services.container import Services
-from playground.services.notebook_export import write_export
-from playground.services.notebook_grid import NotebookRequest
-from playground.services.promptset import DEFAULT_TEMPLATE, build_rows
+from playground.services.notebook.grid import NotebookRequest
+from playground.services.notebook.prompts import DEFAULT_TEMPLATE, build_rows
 from playground.ui.api import parse_json
 from playground.ui.common import GENERATION, generation_slot, session_id, session_key, user_errors
 
@@ -75,7 +74,7 @@ def register_notebook_api(services: Services) -> None:
     def notebook_export(conversation_id: str, format: str = "csv") -> dict:  # noqa: A002 - the API's word
         """A grid run (its conversation_id) as "csv" or "jsonl" text: one record per cell."""
         folder = Path(tempfile.mkdtemp(prefix="notebook-export-"))
-        path = write_export(services.store, conversation_id, format, folder / f"grid.{format}")
+        path = services.notebook.export(conversation_id, format, folder / f"grid.{format}")
         return {
             "format": format,
             "filename": f"notebook-{conversation_id[:8]}.{format}",

@@ -8,12 +8,11 @@ from pathlib import Path
 
 import gradio as gr
 
+from playground.container import Services
 from playground.errors import PlaygroundError
-from playground.services.container import Services
-from playground.services.feedback import reasons_for
-from playground.services.notebook_export import write_export
-from playground.services.notebook_grid import MAX_SAMPLES, NotebookRequest
-from playground.services.promptset import (
+from playground.services.answers.feedback import reasons_for
+from playground.services.notebook.grid import MAX_SAMPLES, NotebookRequest
+from playground.services.notebook.prompts import (
     DEFAULT_TEMPLATE,
     PASTE_FORMATS,
     build_rows,
@@ -73,8 +72,8 @@ def show_grid(grid, labels: dict[str, str], only_differing: bool = False, marks:
 
 def build_notebook_tab(services: Services) -> gr.Dropdown:
     """Build the tab; returns its model picker (the Presets tab refreshes its choices)."""
-    registry, notebook = services.registry, services.notebook
-    labels = {p.name: p.display_name for p in registry}
+    registry, notebook = services.presets, services.notebook
+    labels = {p.name: p.display_name for p in registry.all()}
     state = gr.State({"grid": None, "marks": {}, "selected": None, "files": None})
     gr.Markdown(
         "Run a set of prompts through several models at once. Each model uses its own card's template, "
@@ -192,8 +191,7 @@ def build_notebook_tab(services: Services) -> gr.Dropdown:
         folder = Path(st["files"] or tempfile.mkdtemp(prefix="notebook-"))
         st["files"] = str(folder)
         paths = [
-            write_export(
-                services.store,
+            services.notebook.export(
                 grid.conversation_id,
                 fmt,
                 folder / f"notebook-{grid.conversation_id[:8]}.{fmt}",

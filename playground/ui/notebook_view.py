@@ -7,8 +7,8 @@ import html
 
 import pandas as pd
 
-from playground.services.notebook_grid import Cell, GridUpdate
-from playground.services.promptset import PromptRow
+from playground.services.notebook.grid import Cell, GridUpdate
+from playground.services.notebook.prompts import PromptRow
 
 MAX_SHOWN_CHARS = 1200
 

@@ -6,10 +6,9 @@ import json
 
 import gradio as gr
 
-from playground.engine.models.presets import Preset
-from playground.engine.models.templates import parse_messages
+from playground.container import Services
 from playground.errors import PlaygroundError
-from playground.services.container import Services
+from playground.services.types import Preset, parse_messages
 from playground.ui.common import ParamWidgets, param_widgets, params_dict, preset_choices, user_errors
 
 EXAMPLE = "user: What is the capital of France?\nassistant: Paris.\nuser: And of Italy?"
@@ -89,14 +88,14 @@ def table(services: Services) -> list[list]:
             p["dtype"],
             "yes" if p["gated"] else "",
             "user" if p["user_preset"] else "built-in",
-            batching_words(p["batching"], services.registry.get(p["name"])),
+            batching_words(p["batching"], services.presets.get(p["name"])),
         ]
         for p in services.presets.list()
     ]
 
 
 def build_presets_tab(services: Services, dropdowns: list[gr.Dropdown], shown_on=()) -> None:
-    registry = services.registry
+    registry = services.presets
     first = registry.get(services.settings.columns[0])
     overview = gr.Dataframe(
         table(services),
@@ -110,7 +109,7 @@ def build_presets_tab(services: Services, dropdowns: list[gr.Dropdown], shown_on
                 preset_choices(registry), value=first.name, label="Preset", elem_id="inspect-preset"
             )
             info = gr.Markdown(
-                details(first, services.chat.backends.batching(first)), elem_id="preset-details"
+                details(first, services.presets.batching_of(first.name)), elem_id="preset-details"
             )
         with gr.Column(scale=1):
             system = gr.Textbox(first.system_prompt, label="System prompt", lines=2)
@@ -135,7 +134,7 @@ def build_presets_tab(services: Services, dropdowns: list[gr.Dropdown], shown_on
 
     def choose(name: str):
         preset = registry.get(name)
-        batching = services.chat.backends.batching(preset)
+        batching = services.presets.batching_of(name)
         return [details(preset, batching), preset.system_prompt, *ParamWidgets.updates(preset.params)]
 
     @user_errors

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from playground.services.feedback import reasons_for
+from playground.services.answers.feedback import reasons_for
 from playground.ui.common import user_errors
 
 

@@ -31,6 +31,7 @@ from playground.engine.generation.engine import Engine
 from playground.engine.generation.probe import ProbeResult, probe
 from playground.engine.generation.request import GenerationEvent, GenerationRequest, GenerationStats
 from playground.engine.generation.runner import Layout
+from playground.engine.models.device import ZEROGPU_SLOT_BYTES
 from playground.engine.models.loader import LoadedModel, LoadRequest
 from playground.engine.threads import isolated
 
@@ -44,7 +45,7 @@ except ImportError:  # pragma: no cover - the decorator is a no-op outside a Spa
         return task if callable(task) else (lambda fn: fn)
 
 
-SLOT_BYTES = 70 * 1024**3  # a "large" ZeroGPU slot: half of an H200
+SLOT_BYTES = ZEROGPU_SLOT_BYTES
 MAX_DURATION_S = 120  # ZeroGPU's default limit for one call; longer asks queue badly
 BASE_OVERHEAD_S = 3.0  # scheduling, worker start, tokenisation
 COPY_BYTES_PER_S = 2.0 * 1024**3  # weights copied to the GPU when a worker starts (conservative)

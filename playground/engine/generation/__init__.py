@@ -1,0 +1,1 @@
+"""The one generation pipeline: the request and event (request), parameters (params), the scheduler (engine), the model runner (runner, attention), the sampler, the output step (output, textstream) and the start-up probe."""

@@ -1,0 +1,1 @@
+"""The engine's model side: preset files (presets), prompt templates, loading by the card's recipe (loader, embedded), memory estimates (footprint), the one model cache, the device and dtype choice, and the native architectures (archs)."""

@@ -42,6 +42,8 @@ def configure_cuda() -> dict:
     }
 
 
+ZEROGPU_SLOT_BYTES = 70 * 1024**3  # a "large" ZeroGPU slot: half of an H200
+
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 
 
@@ -144,9 +146,7 @@ class DeviceInfo:
 
     def free_memory_bytes(self) -> int:
         if self.zerogpu:
-            from playground.engine.backends.zerogpu import SLOT_BYTES
-
-            return SLOT_BYTES
+            return ZEROGPU_SLOT_BYTES
         if self.device.startswith("cuda"):
             free, _total = torch.cuda.mem_get_info()
             return int(free)

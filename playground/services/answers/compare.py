@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from playground.engine.models.loader import Progress
 from playground.engine.threads import start_thread
 from playground.errors import PlaygroundError
-from playground.services.chat import AnswerRequest, AnswerUpdate, ChatService
+from playground.services.answers.chat import AnswerRequest, AnswerUpdate, ChatService
 from playground.store.db import Store
 
 _DONE = object()

@@ -48,7 +48,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, aliased
 
 from playground.errors import PlaygroundError
-from playground.services.dpo_pairs import dpo_records
+from playground.services.data.dpo_pairs import dpo_records
 from playground.store.db import row_json
 from playground.store.models import Conversation, Rating, Score, Turn, Vote
 

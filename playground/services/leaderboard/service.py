@@ -5,10 +5,10 @@ named side-by-side votes from the Compare tab (an N-column vote becomes pairwise
 column beats each other column; a tie ties every pair; "all bad" makes every pair both-bad) and
 identity-leaked arena votes; optionally only votes in a date range (UTC). No Gradio here.
 
-Besides the ratings (:mod:`playground.services.ratings`) the table has per-model statistics of the
+Besides the ratings (:mod:`playground.services.leaderboard.ratings`) the table has per-model statistics of the
 counted votes' stored answers (read through an :class:`AnswerIndex`, kept in memory and brought
 up to date incrementally), of their 👍/👎 and scores, and, with style control on, a second,
-style-controlled ranking (:mod:`playground.services.style_control`).
+style-controlled ranking (:mod:`playground.services.leaderboard.style_control`).
 """
 
 from __future__ import annotations
@@ -26,22 +26,28 @@ from sqlalchemy import Integer, Text, and_, false, func, or_, select, true, type
 
 from playground.engine.models.presets import PresetRegistry
 from playground.errors import PlaygroundError
-from playground.services.answer_index import TURN_STATS, AnswerIndex, AnswerSnapshot, CountedVotes, gc_paused
-from playground.services.ratings import (
+from playground.services.leaderboard.answer_index import (
+    TURN_STATS,
+    AnswerIndex,
+    AnswerSnapshot,
+    CountedVotes,
+    gc_paused,
+)
+from playground.services.leaderboard.battles import vote_battles, votes_to_battles  # noqa: F401 - public here too
+from playground.services.leaderboard.plots import ratings_chart, win_rate_heatmap
+from playground.services.leaderboard.ratings import (
     DEFAULT_MIN_BATTLES,
     DEFAULT_PRIOR_SD,
     Leaderboard,
     compute_leaderboard,
     l2_from_prior_sd,
 )
-from playground.services.ratings_plots import ratings_chart, win_rate_heatmap
-from playground.services.style_control import (
+from playground.services.leaderboard.style_control import (
     STYLE_FEATURES,
     StyleControlled,
     fit_style_control,
     normalized_differences,
 )
-from playground.services.vote_battles import vote_battles, votes_to_battles  # noqa: F401 - public here too
 from playground.store.db import Store
 from playground.store.models import Rating, Score, Turn, Vote
 
@@ -152,8 +158,8 @@ class LeaderboardService:
     """Reads the counted votes and their answers and fits the leaderboard (see the module docstring).
 
     ``prior_sd`` (Elo) sets the Bradley–Terry prior and ``min_battles`` the provisional threshold
-    (see :mod:`playground.services.ratings`); ``style_control`` whether style control is available
-    at all (see :mod:`playground.services.style_control`): :meth:`compute` fits it unless asked not
+    (see :mod:`playground.services.leaderboard.ratings`); ``style_control`` whether style control is available
+    at all (see :mod:`playground.services.leaderboard.style_control`): :meth:`compute` fits it unless asked not
     to; off, the answers' markdown is never parsed.
     """
 

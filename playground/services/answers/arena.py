@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from playground.engine.models.presets import Preset, PresetRegistry
 from playground.engine.models.templates import parse_messages
 from playground.errors import PlaygroundError
-from playground.services.chat import AnswerRequest, AnswerUpdate
-from playground.services.compare import CompareService
+from playground.services.answers.chat import AnswerRequest, AnswerUpdate
+from playground.services.answers.compare import CompareService
 from playground.store.db import Store
 
 SIDES = ("Model A", "Model B")

@@ -1,4 +1,4 @@
-"""Plotly figures for the arena leaderboard (see :mod:`playground.services.ratings`)."""
+"""Plotly figures for the arena leaderboard (see :mod:`playground.services.leaderboard.ratings`)."""
 
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ from playground.engine.models.loader import Progress
 from playground.engine.models.presets import Preset, PresetRegistry
 from playground.engine.models.templates import Message, parse_messages
 from playground.errors import PlaygroundError
-from playground.services.limits import Limits, check_text, check_turn
+from playground.services.answers.limits import Limits, check_text, check_turn
 from playground.store.db import Store, TurnRecord
 from playground.store.models import utcnow
 

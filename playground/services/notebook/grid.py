@@ -11,7 +11,7 @@ from playground.engine.backends.base import Origin
 from playground.engine.generation.params import GenerationParams
 from playground.engine.generation.request import GenerationRequest
 from playground.engine.models.presets import Preset
-from playground.services.promptset import PromptRow
+from playground.services.notebook.prompts import PromptRow
 
 MAX_MODELS, MAX_SAMPLES, MAX_CELLS = 8, 8, 4000
 

@@ -41,7 +41,7 @@ from playground.engine.generation.request import GenerationRequest
 from playground.engine.models.presets import ModelSpec, Preset
 from playground.engine.models.templates import parse_messages
 from playground.errors import PlaygroundError
-from playground.services.chat import ChatService
+from playground.services.answers.chat import ChatService
 from playground.store.models import Conversation, Turn, Vote
 
 

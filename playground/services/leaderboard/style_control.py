@@ -36,7 +36,7 @@ Fit and intervals
 -----------------
 Ties and both_bad count as half a win each side (the target is 0.5), and the same Gaussian prior
 as the plain fit (``l2`` on the ratings in natural-log units, see
-:mod:`playground.services.ratings`) is put on the ratings and on the coefficients (per RMS unit).
+:mod:`playground.services.leaderboard.ratings`) is put on the ratings and on the coefficients (per RMS unit).
 The penalised likelihood is maximised by Newton's method. Intervals are Laplace intervals
 (inverse Hessian of the penalised log-likelihood, anchor held fixed), which include the prior and
 so are never of width 0; ranks follow from them with the usual rule. (No bootstrap: one fit on
@@ -56,7 +56,8 @@ import pandas as pd
 from scipy.special import expit, log_expit
 from scipy.stats import norm
 
-from playground.services.ratings import ANCHOR, DEFAULT_L2, ELO_SCALE, OUTCOMES, rank_from_intervals
+from playground.services.leaderboard.encoding import OUTCOMES
+from playground.services.leaderboard.fit import ANCHOR, DEFAULT_L2, ELO_SCALE, rank_from_intervals
 
 STYLE_FEATURES: tuple[str, ...] = ("length", "headers", "lists", "bold")
 STYLE_COLUMNS: tuple[str, ...] = ("rank", "model", "rating", "ci_low", "ci_high")
@@ -116,7 +117,7 @@ class StyleControlled:
     """Result of :func:`fit_style_control`.
 
     ``table`` has :data:`STYLE_COLUMNS`, one row per model, sorted by rating (descending, then
-    name): ratings on the Elo scale (mean :data:`~playground.services.ratings.ANCHOR`), 95 %
+    name): ratings on the Elo scale (mean :data:`~playground.services.leaderboard.fit.ANCHOR`), 95 %
     Laplace intervals and ranks from them. ``coefficients`` is indexed by feature: ``coef`` (log-
     odds per RMS unit of the normalised difference; > 0: the side with more of it wins more),
     ``ci_low``, ``ci_high`` (95 % Laplace), ``elo``, ``elo_ci_low``, ``elo_ci_high`` (the same in
@@ -145,7 +146,7 @@ def fit_style_control(
     """Fit the contextual Bradley–Terry model (see the module docstring).
 
     ``battles`` has ``model_a, model_b, outcome`` (as for
-    :func:`~playground.services.ratings.compute_leaderboard`); ``style_diff`` is aligned with
+    :func:`~playground.services.leaderboard.ratings.compute_leaderboard`); ``style_diff`` is aligned with
     its rows, ``(len(battles), len(STYLE_FEATURES))`` normalised differences (see
     :func:`normalized_differences`), NaN rows where the answers are unknown. Self-battles are
     dropped, as in the plain fit.

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import closing
+from pathlib import Path
 
 from playground.engine.generation.params import GenerationParams
 from playground.engine.generation.request import GenerationRequest
@@ -22,10 +23,11 @@ from playground.engine.models.cache import ModelCache
 from playground.engine.models.loader import Progress
 from playground.engine.models.presets import Preset
 from playground.errors import PlaygroundError
-from playground.services.chat import AnswerUpdate, ChatService, Ran, turn_record
-from playground.services.feedback import FeedbackService
-from playground.services.limits import check_text
-from playground.services.notebook_grid import (
+from playground.services.answers.chat import AnswerUpdate, ChatService, Ran, turn_record
+from playground.services.answers.feedback import FeedbackService
+from playground.services.answers.limits import check_text
+from playground.services.notebook.export import write_export
+from playground.services.notebook.grid import (
     MAX_CELLS,
     MAX_MODELS,
     MAX_SAMPLES,
@@ -246,6 +248,10 @@ class NotebookService:
         system = row.system if row.system is not None else preset.system_prompt
         ran = ran or Ran(params=self.cell_params(preset, request, cell.sample))
         self._save(grid, request, preset, cell, ran, system, utcnow())
+
+    def export(self, conversation_id: str, fmt: str, path: Path) -> Path:
+        """A grid run as ``csv`` or ``jsonl`` (one record per cell) written to ``path``."""
+        return write_export(self.store, conversation_id, fmt, path)
 
     # ------------------------------------------------------------------ rating
 

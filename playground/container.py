@@ -20,16 +20,17 @@ from playground.engine.models.footprint import estimate_bytes
 from playground.engine.models.loader import LoadRequest
 from playground.engine.models.presets import PresetRegistry
 from playground.errors import PlaygroundError
-from playground.services.arena import ArenaService
-from playground.services.chat import ChatService
-from playground.services.compare import CompareService
-from playground.services.feedback import FeedbackService
-from playground.services.leaderboard import LeaderboardService
-from playground.services.limits import Gate
-from playground.services.notebook import NotebookService
+from playground.services.answers.arena import ArenaService
+from playground.services.answers.chat import ChatService
+from playground.services.answers.compare import CompareService
+from playground.services.answers.feedback import FeedbackService
+from playground.services.answers.limits import Gate
+from playground.services.answers.replay import ReplayService
+from playground.services.answers.runs import RunRegistry
+from playground.services.data.service import DataService
+from playground.services.leaderboard.service import LeaderboardService
+from playground.services.notebook.service import NotebookService
 from playground.services.presets import PresetService
-from playground.services.replay import ReplayService
-from playground.services.runs import RunRegistry
 from playground.services.warmup import Warmup
 from playground.settings import Settings
 from playground.store.db import Store
@@ -52,6 +53,7 @@ class Services:
     gate: Gate  # per-visitor limits on concurrent generations and votes
     replay: ReplayService
     warmup: Warmup  # the default model loaded and probed in the background at start-up
+    data: DataService  # stored conversations out as files
 
 
 def check_zerogpu_fit(registry: PresetRegistry, device: DeviceInfo, slot_bytes: int = SLOT_BYTES) -> None:
@@ -140,7 +142,9 @@ def build_services(settings: Settings) -> Services:
         chat=chat,
         compare=compare,
         feedback=feedback,
-        presets=PresetService(registry, settings.user_presets_dir, settings.cache_dir, backends.batching),
+        presets=PresetService(
+            registry, settings.user_presets_dir, settings.cache_dir, backends.batching, device.device
+        ),
         runs=RunRegistry(),
         arena=ArenaService(registry, compare, store, settings.arena_pool, settings.arena_weights),
         leaderboard=leaderboard,
@@ -148,4 +152,5 @@ def build_services(settings: Settings) -> Services:
         gate=Gate(settings.limits),
         replay=ReplayService(chat),
         warmup=Warmup(),
+        data=DataService(store),
     )

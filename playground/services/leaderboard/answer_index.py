@@ -18,11 +18,11 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import func, select
 
-from playground.services.style_control import (
+from playground.services.leaderboard.battles import battles_table
+from playground.services.leaderboard.style_control import (
     STYLE_FEATURES,
     style_matrix,
 )
-from playground.services.vote_battles import battles_table
 from playground.store.models import Turn, Vote
 
 TURN_STATS = ("avg_answer_chars", "median_ttft_s", "median_tokens_per_s")
@@ -142,7 +142,7 @@ class AnswerIndex:
     """The stored answers of voted conversations, read once and kept in memory, narrowly.
 
     Per answer (a ``Turn`` without an error) it keeps the turn id, a conversation code, column,
-    round, model code, TTFT, tokens/s and the :data:`~playground.services.style_control.
+    round, model code, TTFT, tokens/s and the :data:`~playground.services.leaderboard.style_control.
     STYLE_FEATURES` of its text — not the text; per vote, its conversation's code. Turns and votes
     are append-only, so :meth:`refresh` reads only what was added since its last call (the votes
     and turns with higher ids): bringing 200k stored answers up to date then costs milliseconds,
