@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from playground.errors import PlaygroundError
+from playground.logs import quiet_logs
 from playground.settings import Settings
 
 
@@ -18,13 +19,14 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "export":
         return export_main(argv[1:])
+    settings = Settings.from_args(argv)  # before torch is imported: --help and bad flags print no more
+    quiet_logs()
     from playground.engine.models.device import configure_cuda
 
     configure_cuda()  # before anything touches CUDA: batch-invariant cuBLAS settings
     from playground.container import build_services
     from playground.ui.app import CSS, build_app
 
-    settings = Settings.from_args(argv)
     try:
         services = build_services(settings)
     except PlaygroundError as exc:
