@@ -32,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     except PlaygroundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    # built before the warm-up loads anything: building patches tqdm (the progress bars Gradio follows),
+    # and a model load whose tqdm started before that patch fails when the patched tqdm updates
+    demo = build_app(services)
     if settings.backend == "local":  # the first answer should not pay for loading and probing
         services.warmup.start(services.chat.backends, services.registry, settings.columns)
     auth = tuple(settings.auth.split(":", 1)) if settings.auth else None
@@ -40,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
             "warning: --share without --auth makes the playground public to anyone with the link",
             file=sys.stderr,
         )
-    build_app(services).launch(
+    demo.launch(
         server_name=settings.host, server_port=settings.port, share=settings.share, auth=auth, css=CSS
     )
     return 0

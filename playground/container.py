@@ -23,6 +23,7 @@ from playground.errors import PlaygroundError
 from playground.services.answers.arena import ArenaService
 from playground.services.answers.chat import ChatService
 from playground.services.answers.compare import CompareService
+from playground.services.answers.conversation import Conversations
 from playground.services.answers.feedback import FeedbackService
 from playground.services.answers.limits import Gate
 from playground.services.answers.replay import ReplayService
@@ -44,6 +45,7 @@ class Services:
     store: Store
     chat: ChatService
     compare: CompareService
+    conversations: Conversations  # side-by-side conversations: rounds, Regenerate, Undo (tab and /compare)
     feedback: FeedbackService
     presets: PresetService
     runs: RunRegistry
@@ -141,6 +143,7 @@ def build_services(settings: Settings) -> Services:
         store=store,
         chat=chat,
         compare=compare,
+        conversations=Conversations(compare, store),
         feedback=feedback,
         presets=PresetService(
             registry, settings.user_presets_dir, settings.cache_dir, backends.batching, device.device

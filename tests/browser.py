@@ -1,4 +1,9 @@
-"""Headless Debian Chromium through Playwright (``playwright install`` cannot download browsers here)."""
+"""Headless Debian Chromium through Playwright (``playwright install`` cannot download browsers here).
+
+Every page records what went wrong in the browser: ``page.uncaught`` holds uncaught exceptions
+(``pageerror``) and errors logged to the console, except those a page logs while it is being left
+(``reload``: Gradio's client aborts its open streams then and says so).
+"""
 
 from __future__ import annotations
 
@@ -17,8 +22,39 @@ FLAGS = [
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
 
+def watch_console(page) -> None:
+    """Collect the page's uncaught exceptions and console errors in ``page.uncaught``."""
+    page.uncaught, page.leaving = [], False
+    page.on("pageerror", lambda error: page.uncaught.append(f"uncaught: {error}"))
+    page.on(
+        "console",
+        lambda message: (
+            page.uncaught.append(f"console.error: {message.text}")
+            if message.type == "error" and not page.leaving
+            else None
+        ),
+    )
+
+
+def open_page(context, url: str):
+    page = context.new_page()
+    watch_console(page)
+    page.goto(url)
+    page.wait_for_selector("#compare-prompt", timeout=60_000)
+    return page
+
+
+def reload(page) -> None:
+    """Reload the page as a person would (F5), then wait for the app."""
+    page.leaving = True
+    page.reload()
+    page.wait_for_selector("#compare-prompt", timeout=60_000)
+    page.leaving = False
+
+
 @contextmanager
-def chromium_page(url: str, width: int = 1600, height: int = 1000):
+def chromium_context(width: int = 1600, height: int = 1000, dark: bool = False):
+    """A browser context (one browser profile: its tabs share local storage)."""
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
@@ -28,12 +64,17 @@ def chromium_page(url: str, width: int = 1600, height: int = 1000):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         try:
-            page = browser.new_page(viewport={"width": width, "height": height})
-            page.goto(url)
-            page.wait_for_selector("#compare-prompt", timeout=60_000)
-            yield page
+            yield browser.new_context(
+                viewport={"width": width, "height": height}, color_scheme="dark" if dark else "light"
+            )
         finally:
             browser.close()
+
+
+@contextmanager
+def chromium_page(url: str, width: int = 1600, height: int = 1000, dark: bool = False):
+    with chromium_context(width, height, dark) as context:
+        yield open_page(context, f"{url}?__theme=dark" if dark else url)
 
 
 def screenshot(page, name: str) -> Path:

@@ -31,15 +31,19 @@ class ScriptedCompare:
     def start(self, presets, mode="compare", session_id=None):
         return self.store.new_conversation(mode, presets, session_id)
 
-    def run(self, conversation_id, requests, cancel=None):
+    def run(self, conversation_id, requests, cancel=None, on_finish=None):
+        """As ``CompareService.run``: ``on_finish`` gets the final answers before the last snapshot."""
         self.requests.append(requests)
         yield [AnswerUpdate(text=self.answers[r.preset][:3]) for r in requests]
-        yield [
+        final = [
             AnswerUpdate(text="", done=True, error=self.errors[r.preset], finish_reason="error")
             if r.preset in self.errors
             else AnswerUpdate(text=self.answers[r.preset], done=True, finish_reason="eos", turn_id=100 + i)
             for i, r in enumerate(requests)
         ]
+        if on_finish is not None:
+            on_finish(final)
+        yield final
 
 
 def make_arena(registry, tmp_path, answers=None, errors=None, **kwargs):

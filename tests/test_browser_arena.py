@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from tests.browser import chromium_page, screenshot
+from tests.browser import chromium_context, chromium_page, open_page, reload, screenshot
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -55,3 +55,39 @@ def test_play_a_battle_vote_and_see_the_leaderboard(page, services):
         expect(page.locator(f"{plot} .js-plotly-plot")).to_be_visible(timeout=30_000)
     page.wait_for_timeout(500)  # let plotly finish drawing
     screenshot(page, "leaderboard.png")
+
+
+def test_a_reload_mid_battle_stops_it_and_keeps_it_votable(live_app, services):
+    """The page keeps only the battle id: after a reload the battle is shown again and can be voted
+    on, and the answers of the page that went away stopped (no side kept generating)."""
+    from playwright.sync_api import expect
+
+    poem = "Write a very long poem about the sea, with many verses."
+    with chromium_context(1400, 1100) as context:
+        page = open_page(context, live_app)
+        page.get_by_role("tab", name="Arena").click()
+        page.click("#arena-new")
+        expect(page.locator("#arena-status")).to_contain_text("Two anonymous models were drawn")
+        box = page.locator("#arena-prompt textarea")
+        assert "Enter sends" in box.get_attribute("placeholder")
+        box.fill(poem)
+        box.press("Enter")
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('#arena-chat-a .bot, #arena-chat-b .bot')]"
+            ".every(e => e.innerText.trim().length > 3)",
+            timeout=600_000,
+        )
+        reload(page)
+        page.get_by_role("tab", name="Arena").click()
+        for side in "ab":
+            expect(page.locator(f"#arena-chat-{side}")).to_contain_text(poem, timeout=120_000)
+        vote_b = page.locator("#arena-vote-b")
+        expect(vote_b).to_be_enabled(timeout=120_000)
+        vote_b.click()
+        expect(page.locator("#arena-status")).to_contain_text("Vote saved", timeout=30_000)
+        assert page.uncaught == []
+    vote = services.store.votes(("arena",))[-1]
+    turns = services.store.turns(vote.conversation_id)
+    assert [t.messages[-1]["content"] for t in turns] == [poem, poem]
+    for turn in turns:  # the page went away: both answers stopped, far short of their 256 tokens
+        assert turn.finish_reason == "stopped" and turn.completion_tokens < turn.params["max_new_tokens"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import yaml
 
 from playground.engine.generation.params import parse_params
 from playground.engine.models import embedded
-from playground.engine.models.presets import NAME_RE, Preset, PresetRegistry, load_preset_file
+from playground.engine.models.presets import NAME_RE, ModelSpec, Preset, PresetRegistry, load_preset_file
 from playground.engine.models.templates import Message, chat_messages
 from playground.errors import PlaygroundError
 
@@ -49,10 +50,25 @@ class PresetService:
         return self.batching(self.registry.get(name))
 
     def list(self) -> list[dict[str, Any]]:
+        """Every preset's summary; ``source`` is its file relative to its presets folder (no server
+        paths), ``applied_quantization`` what the loader really does to the weights."""
         return [
-            p.summary() | {"user_preset": self._is_user(p), "batching": self.batching(p)}
+            p.summary()
+            | {
+                "source": self.source_label(p),
+                "user_preset": self._is_user(p),
+                "batching": self.batching(p),
+                "applied_quantization": applied_quantization(p.model),
+            }
             for p in self.registry
         ]
+
+    def source_label(self, preset: Preset) -> str:
+        """The preset's file relative to its folder: ``x.yaml``, or ``user presets/x.yaml``."""
+        if not preset.source:
+            return ""
+        name = Path(preset.source).name
+        return f"user presets/{name}" if self._is_user(preset) else name
 
     def render_prompt(
         self, name: str, messages: list[Message], system_prompt: str | None = None
@@ -142,3 +158,58 @@ class PresetService:
         with self._lock:
             self._tokenizers[key] = tokenizer
         return tokenizer, ""
+
+
+_BNB = {"8bit": "8-bit LLM.int8 (bitsandbytes)", "4bit-nf4": "4-bit NF4 (bitsandbytes)"}
+_GPTQ_BRANCH = re.compile(r"gptq-(\d+)bit-(-?\d+)g(?:-actorder_(True|False))?", re.IGNORECASE)
+
+
+def applied_quantization(spec: ModelSpec, revision: str | None = None) -> str:
+    """How the loader really quantises the weights (a GPTQ checkpoint is quantised already, whatever
+    the ``quantization`` field says: its bits come from the checkpoint or its branch name)."""
+    if spec.remote:
+        return "as the server runs it"
+    if spec.loader == "gptq":
+        return "GPTQ " + _gptq_layout(spec, revision or spec.revision)
+    if spec.quantization == "none":
+        return "none"
+    words = _BNB[spec.quantization]
+    if spec.quantization == "4bit-nf4":
+        double = ", double quant" if spec.bnb_4bit_double_quant else ""
+        words = words[:-1] + f"{double}, {spec.bnb_4bit_compute_dtype} compute)"
+    return f"{words} on the base model" if spec.loader == "peft-adapter" else words
+
+
+def _gptq_layout(spec: ModelSpec, revision: str) -> str:
+    """ "4-bit, group 128, act-order" from the checkpoint's quantisation config when it is in the local
+    Hub cache, else from a branch name like ``gptq-4bit-32g-actorder_True``."""
+    config = _cached_gptq_config(spec.id, revision)
+    if config:
+        bits, group, act = config.get("bits"), config.get("group_size"), config.get("desc_act")
+    else:
+        match = _GPTQ_BRANCH.search(revision)
+        if not match:
+            return "(bits and group size as in the checkpoint)"
+        bits, group, act = int(match[1]), int(match[2]), match[3] == "True" if match[3] else None
+    parts = [f"{bits}-bit" if bits else None, f"group {group}" if group and group > 0 else None]
+    parts.append("act-order" if act else None)
+    return ", ".join(p for p in parts if p) or "(as in the checkpoint)"
+
+
+def _cached_gptq_config(repo: str, revision: str) -> dict | None:
+    from huggingface_hub import try_to_load_from_cache
+
+    for filename in ("quantize_config.json", "config.json"):
+        try:
+            path = try_to_load_from_cache(repo, filename, revision=revision)
+        except Exception:  # noqa: BLE001 - a malformed id or cache: the branch name decides
+            path = None
+        if isinstance(path, str):
+            try:
+                data = json.loads(Path(path).read_text())
+            except (OSError, ValueError):
+                continue
+            config = data.get("quantization_config", data) if filename == "config.json" else data
+            if isinstance(config, dict) and config.get("bits"):
+                return config
+    return None

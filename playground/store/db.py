@@ -18,7 +18,17 @@ from sqlalchemy.orm import Session, sessionmaker
 from playground import __version__
 from playground.errors import PlaygroundError
 from playground.store.migrate import upgrade
-from playground.store.models import Battle, Conversation, NotebookCell, Rating, Score, Turn, Vote, utcnow
+from playground.store.models import (
+    Battle,
+    CompareRounds,
+    Conversation,
+    NotebookCell,
+    Rating,
+    Score,
+    Turn,
+    Vote,
+    utcnow,
+)
 
 
 @dataclass
@@ -255,6 +265,21 @@ class Store:
             rows = s.execute(query).all()
         return (bool(rows), rows[0][0] if rows else None)
 
+    def save_rounds(self, conversation_id: str, rounds: list[dict]) -> None:
+        """Which answers make up each round of a side-by-side conversation now (``CompareRounds``)."""
+        with self._write() as s:
+            row = s.get(CompareRounds, conversation_id)
+            if row is None:
+                s.add(CompareRounds(conversation_id=conversation_id, rounds=rounds))
+            else:
+                row.rounds = rounds
+
+    def rounds(self, conversation_id: str) -> list[dict] | None:
+        """The saved rounds of a side-by-side conversation; None when none were saved."""
+        with self.session() as s:
+            row = s.get(CompareRounds, conversation_id)
+            return None if row is None else list(row.rounds)
+
     def battle(self, battle_id: str) -> Battle | None:
         with self.session() as s:
             return s.get(Battle, battle_id)
@@ -279,9 +304,26 @@ class Store:
                 query = query.where(Rating.turn_id == turn_id)
             return list(s.scalars(query))
 
-    def votes(self, kinds: tuple[str, ...] = ("compare", "arena")) -> list[Vote]:
+    def latest_feedback(self, turn_ids: list[int]) -> dict[int, tuple[int | None, int | None]]:
+        """Per turn: its latest 👍/👎 value and its latest 1–5 score (None where there is none)."""
+        found: dict[int, list] = {t: [None, None] for t in turn_ids}
+        if not turn_ids:
+            return {}
         with self.session() as s:
-            return list(s.scalars(select(Vote).where(Vote.kind.in_(kinds)).order_by(Vote.id)))
+            for rating in s.scalars(select(Rating).where(Rating.turn_id.in_(turn_ids)).order_by(Rating.id)):
+                found[rating.turn_id][0] = rating.value
+            for score in s.scalars(select(Score).where(Score.turn_id.in_(turn_ids)).order_by(Score.id)):
+                found[score.turn_id][1] = score.score
+        return {t: (v[0], v[1]) for t, v in found.items()}
+
+    def votes(
+        self, kinds: tuple[str, ...] = ("compare", "arena"), conversation_id: str | None = None
+    ) -> list[Vote]:
+        query = select(Vote).where(Vote.kind.in_(kinds)).order_by(Vote.id)
+        if conversation_id is not None:
+            query = query.where(Vote.conversation_id == conversation_id)
+        with self.session() as s:
+            return list(s.scalars(query))
 
     def count(self, table) -> int:
         with self.session() as s:

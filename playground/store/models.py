@@ -1,4 +1,5 @@
-"""Tables: conversations, turns (one model answer each), ratings of a turn, votes between columns."""
+"""Tables: conversations, turns (one model answer each), ratings of a turn, votes between columns,
+notebook cells, scores, arena battles and the rounds a side-by-side conversation shows."""
 
 from __future__ import annotations
 
@@ -159,3 +160,19 @@ class Battle(Base):
     leaked: Mapped[bool] = mapped_column(Boolean, default=False)
     vote_id: Mapped[int | None] = mapped_column(ForeignKey("votes.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class CompareRounds(Base):
+    """The rounds a side-by-side conversation shows, after Regenerate and Undo: per round the user's
+    message and each column's answer (a turn id, or null where that column has none).
+
+    Every answer ever generated stays in ``turns``; this row says which of them make up the
+    conversation now (a regenerated round points at its new answers, an undone round is gone), so a
+    reloaded page shows the conversation as it was left and the next message carries that history.
+    """
+
+    __tablename__ = "compare_rounds"
+
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id"), primary_key=True)
+    rounds: Mapped[list] = mapped_column(JSON, default=list)  # [{"user": str, "turns": [id | null]}]
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)

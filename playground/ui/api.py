@@ -14,6 +14,7 @@ import gradio as gr
 from playground.container import Services
 from playground.errors import PlaygroundError
 from playground.services.answers.chat import AnswerRequest, messages_from
+from playground.services.answers.conversation import ColumnSetup, round_index
 from playground.ui.common import GENERATION, generation_slot, session_id, session_key, user_errors, visitor
 
 
@@ -51,16 +52,12 @@ def register_api(services: Services) -> None:
         )
         services.chat.check(answer)
         conversation_id = services.compare.start([preset], mode="api", session_id=session_id(request))
-        key = session_key(request, "api-generate")
-        cancel = services.runs.start(key)
-        try:
+        with services.runs.run(session_key(request, "api-generate")) as cancel:
             for update in services.chat.answer(answer, conversation_id, cancel=cancel):
                 if update.error:
                     raise PlaygroundError(update.error)
                 if update.text:
                     yield update.text
-        finally:
-            services.runs.finish(key, cancel)
 
     @user_errors
     @slot
@@ -89,22 +86,17 @@ def register_api(services: Services) -> None:
             raise PlaygroundError(
                 "messages, params and system_prompts need one entry per preset (or one shared)"
             )
-        requests = [
-            AnswerRequest(preset=n, messages=messages_from(m), params=p or {}, system_prompt=s)
-            for n, m, p, s in zip(names, per_column, per_params, systems, strict=True)
-        ]
-        turn_index = sum(1 for m in requests[0].messages if m.role == "user") - 1
-        for r in requests:
-            r.turn_index = turn_index
-        for r in requests:
-            services.chat.check(r)
-        conversation_id = conversation_id or services.compare.start(names, session_id=session_id(request))
-        key = session_key(request, "api-compare")
-        cancel = services.runs.start(key)
-        try:
-            for snapshot in services.compare.run(conversation_id, requests, cancel):
+        setups = [ColumnSetup(n, p or {}, s) for n, p, s in zip(names, per_params, systems, strict=True)]
+        asked = [messages_from(m) for m in per_column]
+        turn_index = round_index(asked[0])
+        with services.runs.run(session_key(request, "api-compare")) as cancel:
+            views = services.conversations.answer(
+                conversation_id or None, session_id(request), setups, asked, cancel
+            )
+            for view in views:
+                answers = view.rounds[turn_index].answers
                 yield {
-                    "conversation_id": conversation_id,
+                    "conversation_id": view.conversation_id,
                     "turn_index": turn_index,
                     "columns": [
                         {
@@ -116,11 +108,9 @@ def register_api(services: Services) -> None:
                             "turn_id": u.turn_id,
                             "stats": u.stats,
                         }
-                        for n, u in zip(names, snapshot, strict=True)
+                        for n, u in zip(names, answers, strict=True)
                     ],
                 }
-        finally:
-            services.runs.finish(key, cancel)
 
     @user_errors
     def rate(
@@ -135,7 +125,9 @@ def register_api(services: Services) -> None:
     def vote(conversation_id: str, turn_index: int, outcome: str, request: gr.Request = None) -> dict:
         """Vote on a side-by-side round of this session: the best column's index ("0", "1", …), "tie" or "all_bad"."""
         services.gate.vote(visitor(request))
-        vote_id = services.compare.vote(conversation_id, int(turn_index), str(outcome), session_id(request))
+        vote_id, _view = services.conversations.vote(
+            conversation_id, session_id(request), str(outcome), int(turn_index)
+        )
         return {"vote_id": vote_id}
 
     @user_errors

@@ -9,6 +9,7 @@ from playground.container import Services
 from playground.ui.api import register_api
 from playground.ui.arena_api import register_arena_api
 from playground.ui.arena_tab import build_arena_tab
+from playground.ui.common import browser_key, remember_browser, session_id
 from playground.ui.compare_tab import build_compare_tab
 from playground.ui.data_tab import build_data_tab, register_data_api
 from playground.ui.leaderboard_tab import build_leaderboard_tab
@@ -18,6 +19,22 @@ from playground.ui.presets_tab import build_presets_tab
 
 CSS = """
 #vote-status, [id^=stats-] { font-size: 0.85em; opacity: 0.85; }
+.nb-bar { display: flex; width: 100%; height: 10px; border-radius: 5px; overflow: hidden;
+          background: var(--neutral-200); margin: 4px 0; }
+.dark .nb-bar { background: var(--neutral-700); }
+.nb-bar span { display: block; height: 100%; }
+.nb-done { background: #16a34a; }
+.nb-running { background: #2563eb; }
+.nb-stopped { background: #d97706; }
+.nb-failed { background: #dc2626; }
+.nb-not-run { background: var(--neutral-400); }
+/* a chat's own trash button would empty the page's copy only; Clear (and Undo) change the conversation */
+[id^=chat-] button[aria-label="Clear"], [id^=arena-chat-] button[aria-label="Clear"] { display: none !important; }
+/* plots on the dark theme: the page's text colour for titles, ticks, legends and colour bars */
+.dark .js-plotly-plot :is(.gtitle, .xtitle, .ytitle, .legendtext, .annotation-text, .cbtitle text),
+.dark .js-plotly-plot :is(.xtick, .ytick, .cbaxis) text { fill: var(--body-text-color) !important; }
+/* small screens: a model's name wraps between words, never inside one */
+#notebook-models .token, #notebook-models .token span { word-break: normal; overflow-wrap: normal; }
 """
 
 
@@ -35,24 +52,39 @@ def build_app(services: Services) -> gr.Blocks:
         register_arena_api(services)
         register_notebook_api(services)
         register_data_api(services)
+        browser = browser_key()
         with gr.Tabs():
             with gr.Tab("Compare", id="compare"):
-                dropdowns = build_compare_tab(services)
+                compare = build_compare_tab(services, browser)
             with gr.Tab("Notebook", id="notebook"):
-                notebook_models = build_notebook_tab(services)
+                notebook = build_notebook_tab(services, browser)
             with gr.Tab("Arena", id="arena"):
-                arena = build_arena_tab(services)
+                arena = build_arena_tab(services, browser)
             with gr.Tab("Leaderboard", id="leaderboard") as board_tab:
                 build_leaderboard_tab(services, refresh_on=[board_tab.select, arena.voted.change])
             if services.settings.open_data:
                 with gr.Tab("Data", id="data"):
                     build_data_tab(services)
             with gr.Tab("Presets", id="presets") as presets_tab:
-                build_presets_tab(services, [*dropdowns, notebook_models], shown_on=[presets_tab.select])
-        demo.load(*arena.on_load, api_visibility="private")
+                build_presets_tab(
+                    services, [*compare.dropdowns, notebook.models], shown_on=[presets_tab.select]
+                )
+        # a reload (or a second tab of this browser) shows its conversation, battle and grid again
+        loaded = demo.load(remember_browser, [browser], [browser], api_visibility="private")
+        for on_load in (compare.on_load, arena.on_load, notebook.on_load):
+            loaded.then(*on_load, api_visibility="private")
+        demo.unload(_page_gone(services))
     demo.queue(default_concurrency_limit=8)
     _calm_queue_polling(demo)
     return demo
+
+
+def _page_gone(services: Services):
+    def page_gone(request: gr.Request) -> None:
+        """A page that is gone (reloaded, closed) stops what it was generating, within a token."""
+        services.runs.cancel_session(session_id(request))
+
+    return page_gone
 
 
 def _warm_status(services: Services) -> str:

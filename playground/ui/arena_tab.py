@@ -1,8 +1,9 @@
 """The Arena tab: two anonymous models answer the same prompt; vote, then see who they were.
 
 The page holds only the battle id (a ``gr.BrowserState``, so a page that stays open across a
-server restart still votes on its battle); which presets fight is known to ``ArenaService`` and
-its database row alone until the vote reveals it.
+server restart still votes on its battle, and a reloaded page or a second tab of the same browser
+shows it again); which presets fight is known to ``ArenaService`` and its database row alone until
+the vote reveals it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,15 @@ import gradio as gr
 
 from playground.container import Services
 from playground.services.answers.arena import SIDES, ArenaView, Reveal
-from playground.ui.common import GENERATION, generation_slot, user_errors, visitor
+from playground.ui.common import (
+    GENERATION,
+    generation_slot,
+    inline_errors,
+    owner,
+    session_key,
+    visitor,
+)
+from playground.ui.compare_tab import SEND_HINT
 from playground.ui.rating import RatingPanel
 
 VOTES = [  # (elem_id suffix, outcome, label)
@@ -53,13 +62,13 @@ def reveal_text(reveal: Reveal) -> str:
 
 
 def _bind(vote, outcome: str):
-    def on_vote(battle_id: str | None, count: int, request: gr.Request):
-        return vote(outcome, battle_id, count, request)
+    def on_vote(battle_id: str | None, key: str | None, count: int, request: gr.Request):
+        return vote(outcome, battle_id, key, count, request)
 
     return on_vote
 
 
-def build_arena_tab(services: Services) -> ArenaTab:
+def build_arena_tab(services: Services, browser: gr.BrowserState) -> ArenaTab:
     arena = services.arena
     battle = gr.BrowserState(None, storage_key="arena-battle")  # the battle id, nothing else
     voted = gr.State(0)
@@ -74,7 +83,12 @@ def build_arena_tab(services: Services) -> ArenaTab:
         ]
     with gr.Row():
         prompt = gr.Textbox(
-            placeholder="Ask both models…", show_label=False, scale=8, lines=2, elem_id="arena-prompt"
+            placeholder=f"Ask both models… ({SEND_HINT})",
+            show_label=False,
+            scale=8,
+            lines=1,
+            max_lines=8,
+            elem_id="arena-prompt",
         )
         send_btn = gr.Button("Send", variant="primary", scale=1, elem_id="arena-send")
     with gr.Row():
@@ -90,29 +104,29 @@ def build_arena_tab(services: Services) -> ArenaTab:
     def voting(enabled: bool) -> list:
         return [gr.update(interactive=enabled) for _ in vote_btns]
 
-    @user_errors
+    @inline_errors(status)
     @generation_slot(services.gate)
-    def send(text: str, battle_id: str | None, request: gr.Request):
-        battle_id = battle_id or arena.new_battle(request.session_hash)
-        for view in arena.send(battle_id, request.session_hash, text):
-            yield [*view.chats, battle_id, "", *voting(view.can_vote), status_line(view)]
+    def send(text: str, battle_id: str | None, key: str | None, request: gr.Request):
+        who = owner(key, request)
+        battle_id = battle_id if arena.owns(battle_id, who) else arena.new_battle(who)
+        with services.runs.run(session_key(request, "arena")) as cancel:
+            for view in arena.send(battle_id, who, text, cancel):
+                yield [*view.chats, battle_id, "", *voting(view.can_vote), status_line(view)]
 
-    @user_errors
-    def new_battle(battle_id: str | None, request: gr.Request):
-        if battle_id:
-            try:
-                arena.stop(battle_id, request.session_hash)
-            except Exception:  # noqa: BLE001 - an expired battle has nothing to stop
-                pass
-        new_id = arena.new_battle(request.session_hash)
+    @inline_errors(status)
+    def new_battle(battle_id: str | None, key: str | None, request: gr.Request):
+        who = owner(key, request)
+        if arena.owns(battle_id, who):
+            arena.stop(battle_id, who)
+        new_id = arena.new_battle(who)
         chat_updates = [gr.update(value=[], label=side) for side in SIDES]
         open_prompt = [gr.update(value="", interactive=True), gr.update(interactive=True)]
         return [*chat_updates, new_id, *open_prompt, *voting(False), WELCOME]
 
-    @user_errors
-    def vote(outcome: str, battle_id: str | None, count: int, request: gr.Request):
+    @inline_errors(status)
+    def vote(outcome: str, battle_id: str | None, key: str | None, count: int, request: gr.Request):
         services.gate.vote(visitor(request))
-        reveal = arena.vote(battle_id, request.session_hash, outcome)
+        reveal = arena.vote(battle_id, owner(key, request), outcome)
         labels = [
             gr.update(label=f"{side}: {m['display_name']}")
             for side, m in zip(SIDES, reveal.models, strict=True)
@@ -120,40 +134,44 @@ def build_arena_tab(services: Services) -> ArenaTab:
         closed = [gr.update(interactive=False), gr.update(interactive=False)]
         return [*labels, *closed, *voting(False), reveal_text(reveal), count + 1]
 
-    def stop(battle_id: str | None, request: gr.Request):
+    @inline_errors(status)
+    def stop(battle_id: str | None, key: str | None, request: gr.Request):
         if battle_id:
-            arena.stop(battle_id, request.session_hash)
+            arena.stop(battle_id, owner(key, request))
 
     send_outputs = [*chats, battle, prompt, *vote_btns, status]
     limit = services.settings.limits.total_generations
     generating = dict(api_visibility="private", concurrency_id=GENERATION, concurrency_limit=limit)
     sending = [
-        send_btn.click(send, [prompt, battle], send_outputs, **generating),
-        prompt.submit(send, [prompt, battle], send_outputs, **generating),
+        send_btn.click(send, [prompt, battle, browser], send_outputs, **generating),
+        prompt.submit(send, [prompt, battle, browser], send_outputs, **generating),
     ]
     new_btn.click(  # cancels a running send, so its last update cannot land in the new battle
         new_battle,
-        [battle],
+        [battle, browser],
         [*chats, battle, prompt, send_btn, *vote_btns, status],
         cancels=sending,
         api_visibility="private",
     )
-    stop_btn.click(user_errors(stop), [battle], None, api_visibility="private")
+    stop_btn.click(stop, [battle, browser], [status], api_visibility="private")
     for btn, (_, outcome, _) in zip(vote_btns, VOTES, strict=True):
         btn.click(
             _bind(vote, outcome),
-            [battle, voted],
+            [battle, browser, voted],
             [*chats, prompt, send_btn, *vote_btns, status, voted],
             api_visibility="private",
         )
     for side, chatbot in enumerate(chats):
-        rating.attach(chatbot, lambda bid, side=side: arena.turn_ids(bid, side), battle)
+        rating.attach(
+            chatbot, lambda bid, _key, _request, side=side: arena.turn_ids(bid, side), [battle, browser]
+        )
 
-    def resume(battle_id: str | None, request: gr.Request):
-        """On page load: show this session's unvoted battle again, or forget another session's id."""
-        if not (battle_id and arena.owns(battle_id, request.session_hash)):
+    def resume(battle_id: str | None, key: str | None, request: gr.Request):
+        """On page load: show this browser's battle again (still votable, or revealed if voted), or
+        forget an id that is not its own."""
+        view = arena.restore(battle_id, owner(key, request))
+        if view is None:
             return [[], [], None, *voting(False), ""]
-        view = arena.view(battle_id, request.session_hash)
         return [*view.chats, battle_id, *voting(view.can_vote), status_line(view)]
 
-    return ArenaTab(voted=voted, on_load=(resume, [battle], [*chats, battle, *vote_btns, status]))
+    return ArenaTab(voted=voted, on_load=(resume, [battle, browser], [*chats, battle, *vote_btns, status]))

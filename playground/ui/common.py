@@ -16,7 +16,8 @@ PARAM_FIELDS = ("temperature", "top_p", "top_k", "max_new_tokens", "repetition_p
 
 
 def user_errors(fn):
-    """Show a ``PlaygroundError`` as a Gradio error with its message (also through the API)."""
+    """Raise a ``PlaygroundError`` as a Gradio error with its message: for the API endpoints, whose
+    clients get it as the exception (the page's own handlers show theirs inline, ``inline_errors``)."""
     if inspect.isgeneratorfunction(fn):
 
         @functools.wraps(fn)
@@ -38,6 +39,34 @@ def user_errors(fn):
     return wrapper
 
 
+def inline_errors(target: gr.components.Component):
+    """Show a ``PlaygroundError`` as "⚠️ cause" in ``target`` (a Markdown next to what it concerns) and
+    leave every other output as it was: no error overlay covers the page's content."""
+
+    def wrap(fn):
+        if inspect.isgeneratorfunction(fn):
+
+            @functools.wraps(fn)
+            def gen_wrapper(*args, **kwargs):
+                try:
+                    yield from fn(*args, **kwargs)
+                except PlaygroundError as exc:
+                    yield {target: f"⚠️ {exc}"}
+
+            return gen_wrapper
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except PlaygroundError as exc:
+                return {target: f"⚠️ {exc}"}
+
+        return wrapper
+
+    return wrap
+
+
 @dataclass
 class ParamWidgets:
     temperature: gr.Slider
@@ -45,7 +74,7 @@ class ParamWidgets:
     top_k: gr.Slider
     max_new_tokens: gr.Slider
     repetition_penalty: gr.Slider
-    seed: gr.Number
+    seed: gr.Textbox  # text, so that empty (random) is not read as 0 (a Number shows and sends 0)
     do_sample: gr.Checkbox
 
     def components(self) -> list:
@@ -54,34 +83,52 @@ class ParamWidgets:
     @staticmethod
     def updates(params: GenerationParams) -> list:
         values = params.model_dump()
+        values["seed"] = "" if values["seed"] is None else str(values["seed"])
         return [gr.update(value=values[name]) for name in PARAM_FIELDS]
 
 
 def param_widgets(params: GenerationParams, key: str) -> ParamWidgets:
+    """The parameter widgets, each with the element id ``{key}-{parameter}`` (e.g. ``col0-seed``)."""
+
+    def ids(name: str) -> dict:
+        return {"key": f"{key}-{name}", "elem_id": f"{key}-{name}"}
+
     return ParamWidgets(
         temperature=gr.Slider(
-            0.0, 2.0, value=params.temperature, step=0.05, label="temperature", key=f"{key}-t"
+            0.0, 2.0, value=params.temperature, step=0.05, label="temperature", **ids("temperature")
         ),
-        top_p=gr.Slider(0.05, 1.0, value=params.top_p, step=0.01, label="top_p", key=f"{key}-p"),
-        top_k=gr.Slider(0, 200, value=params.top_k, step=1, label="top_k (0 = off)", key=f"{key}-k"),
+        top_p=gr.Slider(0.05, 1.0, value=params.top_p, step=0.01, label="top_p", **ids("top_p")),
+        top_k=gr.Slider(0, 200, value=params.top_k, step=1, label="top_k (0 = off)", **ids("top_k")),
         max_new_tokens=gr.Slider(
-            1, 4096, value=params.max_new_tokens, step=1, label="max_new_tokens", key=f"{key}-m"
+            1, 4096, value=params.max_new_tokens, step=1, label="max_new_tokens", **ids("max_new_tokens")
         ),
         repetition_penalty=gr.Slider(
-            0.5, 2.0, value=params.repetition_penalty, step=0.01, label="repetition_penalty", key=f"{key}-r"
+            0.5,
+            2.0,
+            value=params.repetition_penalty,
+            step=0.01,
+            label="repetition_penalty",
+            **ids("repetition_penalty"),
         ),
-        seed=gr.Number(value=params.seed, label="seed (empty = random)", precision=0, key=f"{key}-s"),
-        do_sample=gr.Checkbox(value=params.do_sample, label="do_sample", key=f"{key}-d"),
+        seed=gr.Textbox(
+            "" if params.seed is None else str(params.seed),
+            label="seed (empty = random)",
+            placeholder="random",
+            max_lines=1,
+            **ids("seed"),
+        ),
+        do_sample=gr.Checkbox(value=params.do_sample, label="do_sample", **ids("do_sample")),
     )
 
 
 def params_dict(values) -> dict:
     """Widget values in ``PARAM_FIELDS`` order → a dict for ``parse_params`` (seed blank = random)."""
     params = dict(zip(PARAM_FIELDS, values, strict=True))
-    if params["seed"] in ("", None):
-        params["seed"] = None
-    else:
-        params["seed"] = int(params["seed"])
+    seed = str(params["seed"] if params["seed"] is not None else "").strip()
+    try:
+        params["seed"] = int(float(seed)) if seed else None
+    except ValueError:
+        raise PlaygroundError(f"seed must be a whole number or empty (random), got {seed!r}") from None
     params["top_k"] = int(params["top_k"])
     params["max_new_tokens"] = int(params["max_new_tokens"])
     return params
@@ -153,8 +200,26 @@ def session_id(request: gr.Request | None) -> str | None:
     return getattr(request, "session_hash", None)
 
 
-def session_key(request: gr.Request | None, scope: str) -> str:
-    return f"{scope}:{session_id(request) or 'anonymous'}"
+def session_key(request: gr.Request | None, scope: str) -> tuple[str, str]:
+    """The key of a running generation of this tab or client in ``scope`` (see ``RunRegistry``)."""
+    return (scope, session_id(request) or "anonymous")
+
+
+def browser_key() -> gr.BrowserState:
+    """What the browser keeps to be recognised after a reload or in a second tab: its first page's
+    session id (kept in its local storage; see ``owner``)."""
+    return gr.BrowserState(None, storage_key="playground-browser")
+
+
+def owner(key: str | None, request: gr.Request | None) -> str | None:
+    """Who a page's conversations, battles and grids belong to: the browser's key, or this page's
+    session before the browser has one (the key becomes that same session id, ``remember_browser``)."""
+    return key if isinstance(key, str) and 8 <= len(key) <= 64 else session_id(request)
+
+
+def remember_browser(key: str | None, request: gr.Request) -> str | None:
+    """On page load: keep the browser's key, or make this page's session id the key."""
+    return owner(key, request)
 
 
 def load_progress(progress: gr.Progress):

@@ -1,4 +1,8 @@
-"""The Compare tab: 2–4 columns, one prompt, every column streaming at once."""
+"""The Compare tab: 2–4 columns, one prompt, every column streaming at once.
+
+The conversation lives in the server (``services.conversations``): the page keeps only its id (in
+browser storage, so a reload or a second tab shows it again) and shows what the service returns.
+"""
 
 from __future__ import annotations
 
@@ -7,26 +11,26 @@ from dataclasses import dataclass
 import gradio as gr
 
 from playground.container import Services
-from playground.services.answers.chat import AnswerRequest
-from playground.services.answers.chat import messages_from as parse_messages
+from playground.services.answers.conversation import ColumnSetup, ConversationView
 from playground.ui.common import (
     GENERATION,
     ParamWidgets,
     card_line,
-    chat_display,
     generation_slot,
+    inline_errors,
     load_progress,
+    owner,
     param_widgets,
     params_dict,
     preset_choices,
     session_key,
-    user_errors,
     visitor,
 )
 from playground.ui.rating import RatingPanel
 
 MAX_COLUMNS = 4
 PER_COLUMN = 2 + 7  # preset, system prompt, the generation parameters
+SEND_HINT = "Enter sends · Shift+Enter adds a line"
 
 
 @dataclass
@@ -43,15 +47,10 @@ class ColumnUI:
         return [self.preset, self.system, *self.params.components()]
 
 
-def new_state() -> dict:
-    return {
-        "conversation_id": None,
-        "histories": [[] for _ in range(MAX_COLUMNS)],
-        "turn_ids": [[] for _ in range(MAX_COLUMNS)],
-        "rounds": 0,
-        "voted": [],
-        "last_prompt": "",
-    }
+@dataclass
+class CompareTab:
+    dropdowns: list[gr.Dropdown]  # other tabs refresh their choices
+    on_load: tuple  # (fn, inputs, outputs) for the page's load event: show this browser's conversation
 
 
 def vote_labels(ncols: int) -> list[str]:
@@ -60,10 +59,15 @@ def vote_labels(ncols: int) -> list[str]:
     return [f"🥇 Column {i + 1} is best" for i in range(MAX_COLUMNS)]
 
 
-def build_compare_tab(services: Services) -> list[gr.Dropdown]:
-    """Build the tab; returns the model dropdowns (other tabs refresh their choices)."""
-    settings, registry = services.settings, services.presets
-    state = gr.State(new_state())
+def column_setups(values: list, n: int) -> list[ColumnSetup]:
+    """The first ``n`` columns' widget values (preset, system prompt, parameters) as setups."""
+    chunks = [values[i * PER_COLUMN : (i + 1) * PER_COLUMN] for i in range(n)]
+    return [ColumnSetup(v[0], params_dict(v[2:]), v[1]) for v in chunks]
+
+
+def build_compare_tab(services: Services, browser: gr.BrowserState) -> CompareTab:
+    settings, registry, conversations = services.settings, services.presets, services.conversations
+    conversation = gr.BrowserState(None, storage_key="compare-conversation")  # its id, nothing else
     ncols = gr.State(len(settings.columns))
     with gr.Row():
         add_btn = gr.Button("➕ Add column", size="sm", scale=0)
@@ -82,142 +86,101 @@ def build_compare_tab(services: Services) -> list[gr.Dropdown]:
                     height=420, label=f"Column {i + 1}", elem_id=f"chat-{i}", buttons=["copy"]
                 )
                 stats = gr.Markdown("", elem_id=f"stats-{i}")
-                with gr.Accordion("Generation settings", open=False):
+                with gr.Accordion("Generation settings", open=False, elem_id=f"settings-{i}"):
                     system = gr.Textbox(preset.system_prompt, label="System prompt", lines=2)
                     params = param_widgets(preset.params, key=f"col{i}")
             columns.append(ColumnUI(box, dropdown, card, chatbot, stats, system, params))
     with gr.Row():
         prompt = gr.Textbox(
-            placeholder="Message every column…", show_label=False, scale=8, elem_id="compare-prompt", lines=2
+            placeholder=f"Message every column… ({SEND_HINT})",
+            show_label=False,
+            scale=8,
+            elem_id="compare-prompt",
+            lines=1,
+            max_lines=8,
         )
         send_btn = gr.Button("Send", variant="primary", scale=1, elem_id="compare-send")
+    status = gr.Markdown("", elem_id="compare-status")
     with gr.Row():
-        stop_btn = gr.Button("⏹ Stop", size="sm")
-        regen_btn = gr.Button("🔁 Regenerate", size="sm")
-        undo_btn = gr.Button("↩ Undo", size="sm")
-        clear_btn = gr.Button("🗑 Clear", size="sm")
+        stop_btn = gr.Button("⏹ Stop", size="sm", elem_id="compare-stop")
+        regen_btn = gr.Button("🔁 Regenerate", size="sm", elem_id="compare-regenerate")
+        undo_btn = gr.Button("↩ Undo", size="sm", elem_id="compare-undo")
+        clear_btn = gr.Button("🗑 Clear", size="sm", elem_id="compare-clear")
     with gr.Row():
         labels = vote_labels(len(settings.columns))
         best_btns = [
-            gr.Button(labels[i], visible=i < len(settings.columns), elem_id=f"vote-{i}")
+            gr.Button(labels[i], visible=i < len(settings.columns), interactive=False, elem_id=f"vote-{i}")
             for i in range(MAX_COLUMNS)
         ]
-        tie_btn = gr.Button("🤝 Tie", elem_id="vote-tie")
+        tie_btn = gr.Button("🤝 Tie", interactive=False, elem_id="vote-tie")
         bad_btn = gr.Button(
-            "👎 Both are bad" if len(settings.columns) == 2 else "👎 All are bad", elem_id="vote-bad"
+            "👎 Both are bad" if len(settings.columns) == 2 else "👎 All are bad",
+            interactive=False,
+            elem_id="vote-bad",
         )
     vote_status = gr.Markdown("", elem_id="vote-status")
     rating = RatingPanel.build(services, "compare")
 
+    vote_btns = [*best_btns, tie_btn, bad_btn]
+    chats, stat_lines = [c.chatbot for c in columns], [c.stats for c in columns]
     all_inputs = [c for col in columns for c in col.inputs()]
-    stream_outputs = [*(c.chatbot for c in columns), *(c.stats for c in columns), state, prompt, vote_status]
+    shown = [*chats, *stat_lines, *vote_btns, conversation]  # what a view sets
 
-    def run_round(text: str, st: dict, n: int, values: list, request: gr.Request, regenerate: bool, progress):
-        if regenerate:
-            if not st["rounds"]:
-                raise gr.Error("nothing to regenerate yet")
-            text = st["last_prompt"]
-            for i in range(n):
-                if len(st["histories"][i]) >= 2 and st["turn_ids"][i]:
-                    st["histories"][i] = st["histories"][i][:-2]
-                    st["turn_ids"][i] = st["turn_ids"][i][:-1]
-            st["rounds"] -= 1
-        if not text or not text.strip():
-            raise gr.Error("type a message first")
-        column_values = [values[i * PER_COLUMN : (i + 1) * PER_COLUMN] for i in range(n)]
-        presets = [v[0] for v in column_values]
-        if st["conversation_id"] is None:
-            st["conversation_id"] = services.compare.start(presets, session_id=request.session_hash)
-        round_index = st["rounds"]
-        requests = [
-            AnswerRequest(
-                preset=v[0],
-                messages=parse_messages([*st["histories"][i], {"role": "user", "content": text}]),
-                params=params_dict(v[2:]),
-                system_prompt=v[1],
-                turn_index=round_index,
-            )
-            for i, v in enumerate(column_values)
+    def render(view: ConversationView, n: int) -> list:
+        """The view on the page: each shown column's chat and stats, the vote buttons, the id."""
+        visible = range(min(n, MAX_COLUMNS))
+        return [
+            *(view.chat(i) if i in visible else gr.skip() for i in range(MAX_COLUMNS)),
+            *(view.stats_line(i) if i in visible else gr.skip() for i in range(MAX_COLUMNS)),
+            *(gr.update(interactive=view.can_vote) for _ in vote_btns),
+            view.conversation_id,
         ]
-        key = session_key(request, "compare")
-        cancel = services.runs.start(key)  # a round still running in this tab stops here
-        snapshot, cleared = [], ""  # the prompt box is emptied once: what is typed meanwhile stays
-        try:
-            for snapshot in services.compare.run(
-                st["conversation_id"], requests, cancel, load_progress(progress)
-            ):
-                yield _render(st, n, text, snapshot, finished=False) + [st, cleared, ""]
-                cleared = gr.skip()
+
+    def stream(views, n: int, cancel):
+        cleared = ""  # the prompt box is emptied once: what is typed meanwhile stays
+        for view in views:
             if services.runs.superseded(cancel):
                 return  # a newer message took over this tab; its round owns the columns now
-        finally:
-            services.runs.finish(key, cancel)
-        for i, update in enumerate(snapshot):
-            if update.done and not update.error:
-                st["histories"][i] += [
-                    {"role": "user", "content": text},
-                    {"role": "assistant", "content": update.text.strip()},
-                ]
-                st["turn_ids"][i].append(update.turn_id)
-        st["rounds"], st["last_prompt"] = round_index + 1, text
-        yield _render(st, n, text, snapshot, finished=True) + [st, "", ""]
+            yield [*render(view, n), cleared, ""]
+            cleared = gr.skip()
 
-    def _render(st, n, text, snapshot, finished: bool) -> list:
-        chats, stats = [], []
-        for i in range(MAX_COLUMNS):
-            if i >= n or i >= len(snapshot):
-                chats.append(gr.skip())
-                stats.append(gr.skip())
-                continue
-            update = snapshot[i]
-            if update.error:
-                chats.append(chat_display(st["histories"][i], text, f"⚠️ {update.error}"))
-                stats.append(f"**error:** {update.error}")
-            elif finished:
-                chats.append(chat_display(st["histories"][i]))
-                stats.append(update.stats_line())
-            else:
-                chats.append(chat_display(st["histories"][i], text, update.text or "…"))
-                stats.append(update.stats_line())
-        return chats + stats
-
-    @user_errors
+    @inline_errors(status)
     @generation_slot(services.gate)
-    def send(request: gr.Request, text, st, n, progress=gr.Progress(track_tqdm=True), *values):  # noqa: B034
-        yield from run_round(text, st, n, list(values), request, False, progress)
+    def send(request: gr.Request, text, cid, key, n, progress=gr.Progress(track_tqdm=True), *values):  # noqa: B034
+        with services.runs.run(session_key(request, "compare")) as cancel:
+            setups, who = column_setups(list(values), n), owner(key, request)
+            views = conversations.send(cid, who, text, setups, cancel, load_progress(progress))
+            yield from stream(views, n, cancel)
 
-    @user_errors
+    @inline_errors(status)
     @generation_slot(services.gate)
-    def regenerate(request: gr.Request, st, n, progress=gr.Progress(track_tqdm=True), *values):  # noqa: B034
-        yield from run_round("", st, n, list(values), request, True, progress)
+    def regenerate(request: gr.Request, cid, key, n, progress=gr.Progress(track_tqdm=True), *values):  # noqa: B034
+        with services.runs.run(session_key(request, "compare")) as cancel:
+            setups, who = column_setups(list(values), n), owner(key, request)
+            views = conversations.regenerate(cid, who, setups, cancel, load_progress(progress))
+            yield from stream(views, n, cancel)
 
     def stop_columns(request: gr.Request):
         services.runs.cancel(session_key(request, "compare"))
 
-    def undo(st, n):
-        if st["rounds"]:
-            for i in range(n):
-                if st["histories"][i]:
-                    st["histories"][i] = st["histories"][i][:-2]
-                    st["turn_ids"][i] = st["turn_ids"][i][:-1]
-            st["rounds"] -= 1
-        return [chat_display(st["histories"][i]) for i in range(MAX_COLUMNS)] + [st]
+    @inline_errors(status)
+    def undo(cid, key, n, request: gr.Request):
+        return [*render(conversations.undo(cid, owner(key, request)), n), "", ""]
 
-    def clear():
-        st = new_state()
-        return [[] for _ in range(MAX_COLUMNS)] + ["" for _ in range(MAX_COLUMNS)] + [st, ""]
+    def clear(n: int):
+        return [*render(ConversationView(None), n), "", ""]
 
-    @user_errors
-    def vote(outcome: str, st: dict, n: int, request: gr.Request):
+    def restore(cid, key, n, request: gr.Request):
+        return render(conversations.restore(cid, owner(key, request)), n)
+
+    @inline_errors(vote_status)
+    def vote(outcome: str, cid, key, n: int, request: gr.Request):
         services.gate.vote(visitor(request))
-        if not st["rounds"]:
-            raise gr.Error("send a message before voting")
-        round_index = st["rounds"] - 1
-        services.compare.vote(st["conversation_id"], round_index, outcome)
-        st["voted"].append(round_index)
+        _vote_id, view = conversations.vote(cid, owner(key, request), outcome)
         names = {"tie": "Tie", "all_bad": "Both are bad" if n == 2 else "All are bad"}
         label = names.get(outcome) or vote_labels(n)[int(outcome)]
-        return f"✅ Vote saved for round {round_index + 1}: {label}", st
+        saved = f"✅ Vote saved for round {len(view.rounds)}: {label}"
+        return [saved, *(gr.update(interactive=view.can_vote) for _ in vote_btns)]
 
     def resize(n: int, delta: int):
         n = max(2, min(MAX_COLUMNS, n + delta))
@@ -233,40 +196,29 @@ def build_compare_tab(services: Services) -> list[gr.Dropdown]:
         preset = registry.get(name)
         return [card_line(preset), preset.system_prompt, *ParamWidgets.updates(preset.params)]
 
-    # "multiple": a message sent while a round streams is not dropped; it stops that round and
-    # starts its own (RunRegistry.start), and the superseded round leaves the columns to it.
-    send_args = dict(
-        inputs=[prompt, state, ncols, *all_inputs],
-        outputs=stream_outputs,
-        api_visibility="private",
-        trigger_mode="multiple",
-        concurrency_id=GENERATION,
-        concurrency_limit=services.settings.limits.total_generations,
-    )
-    send_event = send_btn.click(send, **send_args)
-    submit_event = prompt.submit(send, **send_args)
-    regen_event = regen_btn.click(
-        regenerate,
-        inputs=[state, ncols, *all_inputs],
-        outputs=stream_outputs,
+    # "multiple": a message sent while a round streams is not dropped; it stops that round (which is
+    # kept, as stopped) and starts its own (RunRegistry.run); the superseded round leaves the columns
+    # to it. Stop sets the round's cancel event (no ``cancels=``): the round ends itself, is stored and
+    # shown as stopped.
+    generating = dict(
+        outputs=[*shown, prompt, status],
         api_visibility="private",
         concurrency_id=GENERATION,
         concurrency_limit=services.settings.limits.total_generations,
     )
-    stop_btn.click(
-        stop_columns, None, None, cancels=[send_event, submit_event, regen_event], api_visibility="private"
+    send_inputs = [prompt, conversation, browser, ncols, *all_inputs]
+    send_btn.click(send, send_inputs, trigger_mode="multiple", **generating)
+    prompt.submit(send, send_inputs, trigger_mode="multiple", **generating)
+    regen_btn.click(regenerate, [conversation, browser, ncols, *all_inputs], **generating)
+    stop_btn.click(stop_columns, None, None, api_visibility="private")
+    undo_btn.click(
+        undo, [conversation, browser, ncols], [*shown, vote_status, status], api_visibility="private"
     )
-    undo_btn.click(undo, [state, ncols], [*(c.chatbot for c in columns), state], api_visibility="private")
-    clear_btn.click(
-        clear,
-        None,
-        [*(c.chatbot for c in columns), *(c.stats for c in columns), state, vote_status],
-        api_visibility="private",
-    )
+    clear_btn.click(clear, [ncols], [*shown, vote_status, status], api_visibility="private")
 
     def bind_vote(outcome: str):
-        def on_vote(st: dict, n: int, request: gr.Request):
-            return vote(outcome, st, n, request)
+        def on_vote(cid, key, n: int, request: gr.Request):
+            return vote(outcome, cid, key, n, request)
 
         return on_vote
 
@@ -275,7 +227,12 @@ def build_compare_tab(services: Services) -> list[gr.Dropdown]:
         (tie_btn, "tie"),
         (bad_btn, "all_bad"),
     ]:
-        btn.click(bind_vote(outcome), [state, ncols], [vote_status, state], api_visibility="private")
+        btn.click(
+            bind_vote(outcome),
+            [conversation, browser, ncols],
+            [vote_status, *vote_btns],
+            api_visibility="private",
+        )
     resize_outputs = [ncols, *(c.box for c in columns), *best_btns, bad_btn]
     add_btn.click(lambda n: resize(n, +1), [ncols], resize_outputs, api_visibility="private")
     remove_btn.click(lambda n: resize(n, -1), [ncols], resize_outputs, api_visibility="private")
@@ -286,5 +243,9 @@ def build_compare_tab(services: Services) -> list[gr.Dropdown]:
             [col.card, col.system, *col.params.components()],
             api_visibility="private",
         )
-        rating.attach(col.chatbot, lambda st, i=i: st["turn_ids"][i], state)
-    return [c.preset for c in columns]
+        rating.attach(
+            col.chatbot,
+            lambda cid, key, request, i=i: conversations.view(cid, owner(key, request)).turn_ids(i),
+            [conversation, browser],
+        )
+    return CompareTab([c.preset for c in columns], (restore, [conversation, browser, ncols], shown))

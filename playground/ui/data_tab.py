@@ -28,7 +28,7 @@ from playground.services.data.export import (
     ExportFilter,
     check_format,
 )
-from playground.ui.common import GENERATION, generation_slot, user_errors
+from playground.ui.common import GENERATION, generation_slot, inline_errors, user_errors
 
 CLOSED = "data export and replay are turned off on this public deployment (start the app with --open-data)"
 
@@ -84,10 +84,10 @@ def _export_folder() -> Path:
 
 def build_data_tab(services: Services) -> None:
     gr.Markdown(
-        "Everything rated here, out as files: **jsonl** (a conversation per line with its answers, "
-        "ratings, scores and votes), **csv** (an answer per row with its reproducibility fields), "
-        "**dpo** (chosen/rejected pairs from votes and 👍/👎) or **sharegpt**. Arena battles "
-        "without a vote are left out. The same from the shell: "
+        "Every stored conversation (rated or not), out as files: **jsonl** (a conversation per line "
+        "with its answers, ratings, scores and votes), **csv** (an answer per row with its "
+        "reproducibility fields), **dpo** (chosen/rejected pairs from votes and 👍/👎) or **sharegpt**. "
+        "Arena battles without a vote are left out. The same from the shell: "
         "`python app.py export --format jsonl --out data.jsonl`."
     )
     with gr.Row():
@@ -114,7 +114,7 @@ def build_data_tab(services: Services) -> None:
         n = services.data.export(format_, path, flt)
         return str(path), f"✅ {n} record(s) in `{path.name}`"
 
-    @user_errors
+    @inline_errors(replayed)
     @generation_slot(services.gate)
     def replay(turn_id, request: gr.Request):
         if turn_id is None:

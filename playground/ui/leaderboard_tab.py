@@ -12,7 +12,7 @@ import pandas as pd
 
 from playground.container import Services
 from playground.services.leaderboard.service import LeaderboardFilters, LeaderboardResult
-from playground.ui.common import user_errors
+from playground.ui.common import inline_errors
 
 PROVISIONAL = "⚠ provisional"
 
@@ -160,7 +160,7 @@ def build_leaderboard_tab(services: Services, refresh_on: list) -> None:
         ratings_plot = gr.Plot(label="Ratings", elem_id="lb-ratings")
         heatmap = gr.Plot(label="Win rates", elem_id="lb-winrates")
 
-    @user_errors
+    @inline_errors(summary)
     def refresh(with_compare: bool, with_leaked: bool, with_style: bool, start, end):
         filters = LeaderboardFilters.parse(with_compare, with_leaked, start, end)
         result = services.leaderboard.compute(filters, style_control=bool(with_style))

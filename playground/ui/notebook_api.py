@@ -13,9 +13,8 @@ from pathlib import Path
 import gradio as gr
 
 from playground.container import Services
-from playground.errors import PlaygroundError
 from playground.services.notebook.grid import NotebookRequest
-from playground.services.notebook.prompts import DEFAULT_TEMPLATE, build_rows
+from playground.services.notebook.prompts import DEFAULT_TEMPLATE
 from playground.ui.api import parse_json
 from playground.ui.common import GENERATION, generation_slot, session_id, session_key, user_errors
 
@@ -37,29 +36,10 @@ def register_notebook_api(services: Services) -> None:
         """Run a grid: presets as a JSON list; rows as a JSON list of objects (column → value, optional
         "system" and "history"); params as a JSON object of per-preset overrides; samples per cell;
         the prompt template ("{column}" filled from each row); the base seed (sample k uses seed + k)."""
-        names = parse_json(presets, "presets", [])
-        if not isinstance(names, list):
-            raise PlaygroundError("presets must be a JSON list of preset names")
-        records = parse_json(rows, "rows", [])
-        if not isinstance(records, list):
-            raise PlaygroundError("rows must be a JSON list of objects")
-        overrides = parse_json(params, "params", {})
-        if not isinstance(overrides, dict):
-            raise PlaygroundError('params must be a JSON object like {"preset-name": {"temperature": 0.2}}')
-        grid_request = NotebookRequest(
-            presets=names,
-            rows=build_rows(records, template or DEFAULT_TEMPLATE, source="rows"),
-            params=overrides,
-            samples=int(samples or 1),
-            seed=int(seed or 0),
-        )
-        key = session_key(request, "api-notebook")
-        cancel = services.runs.start(key)
-        try:
+        grid_request = NotebookRequest.parse(presets, rows, template, params, samples, seed, source="rows")
+        with services.runs.run(session_key(request, "api-notebook")) as cancel:
             for grid in notebook.run(grid_request, session_id(request), cancel):
                 yield grid.as_json()
-        finally:
-            services.runs.finish(key, cancel)
 
     @user_errors
     def notebook_rate(

@@ -1,9 +1,13 @@
-"""The Notebook tab: a prompt set × 1–N models, run as batches, looked at, rated and exported."""
+"""The Notebook tab: a prompt set × 1–N models, run as batches, looked at, rated and exported.
+
+The page keeps the id of its last grid run in browser storage; a reload (or a second tab of the
+same browser) reads that run back from the database and shows it again.
+"""
 
 from __future__ import annotations
 
-import json
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
@@ -16,13 +20,21 @@ from playground.services.notebook.prompts import (
     DEFAULT_TEMPLATE,
     PASTE_FORMATS,
     build_rows,
+    check_records,
     load_file,
     parse_pasted,
     records_table,
     table_records,
 )
-from playground.ui.common import GENERATION, generation_slot, preset_choices, session_key, user_errors
-from playground.ui.notebook_view import grid_frame, progress_html, row_detail
+from playground.ui.common import (
+    GENERATION,
+    generation_slot,
+    inline_errors,
+    owner,
+    preset_choices,
+    session_key,
+)
+from playground.ui.notebook_view import feedback_mark, grid_frame, progress_html, row_detail
 
 EXAMPLE = [
     ["Name three uses of a paperclip."],
@@ -32,34 +44,25 @@ EXAMPLE = [
 THUMBS = {"👍 good": 1, "👎 bad": -1, "no thumb": 0}
 
 
-def parse_overrides(raw: str) -> dict:
-    if not raw or not raw.strip():
-        return {}
+@dataclass
+class NotebookTab:
+    models: gr.Dropdown  # the Presets tab refreshes its choices
+    on_load: tuple  # (fn, inputs, outputs) for the page's load event: show this browser's last grid
+
+
+def new_state(source: str = "prompt table") -> dict:
+    """The page's own: the grid shown, its cells' rating marks, the chosen cell, the export folder,
+    and where the prompt table came from (named by errors)."""
+    return {"grid": None, "marks": {}, "selected": None, "files": None, "source": source}
+
+
+def template_warning(records: list[dict], template: str, source: str) -> str:
+    """ "⚠️ cause" when the template does not fit the rows (file, row and column named), else ""."""
     try:
-        value = json.loads(raw)
-    except ValueError as exc:
-        raise PlaygroundError(f"per-model overrides are not valid JSON: {exc}") from None
-    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
-        raise PlaygroundError(
-            'per-model overrides must be a JSON object like {"preset-name": {"temperature": 0.2}}'
-        )
-    return value
-
-
-def notebook_request(table, template, models, samples, seed, max_new_tokens, overrides) -> NotebookRequest:
-    records = table_records(list(table.columns), table.values.tolist())
-    rows = build_rows(records, template or DEFAULT_TEMPLATE, source="prompt table")
-    params = parse_overrides(overrides)
-    if max_new_tokens not in (None, "") and int(max_new_tokens) > 0:
-        for name in models or []:
-            params.setdefault(name, {}).setdefault("max_new_tokens", int(max_new_tokens))
-    return NotebookRequest(
-        presets=list(models or []),
-        rows=rows,
-        params=params,
-        samples=int(samples or 1),
-        seed=int(seed or 0),
-    )
+        build_rows(records, template or DEFAULT_TEMPLATE, source=source)
+    except PlaygroundError as exc:
+        return f"⚠️ {exc}"
+    return ""
 
 
 def show_grid(grid, labels: dict[str, str], only_differing: bool = False, marks: dict | None = None):
@@ -70,11 +73,11 @@ def show_grid(grid, labels: dict[str, str], only_differing: bool = False, marks:
     return gr.update(value=frame, column_widths=["4%", "24%", *[share] * models][: len(frame.columns)])
 
 
-def build_notebook_tab(services: Services) -> gr.Dropdown:
-    """Build the tab; returns its model picker (the Presets tab refreshes its choices)."""
+def build_notebook_tab(services: Services, browser: gr.BrowserState) -> NotebookTab:
     registry, notebook = services.presets, services.notebook
     labels = {p.name: p.display_name for p in registry.all()}
-    state = gr.State({"grid": None, "marks": {}, "selected": None, "files": None})
+    state = gr.State(new_state())
+    last_grid = gr.BrowserState(None, storage_key="notebook-grid")  # the last run's id, nothing else
     gr.Markdown(
         "Run a set of prompts through several models at once. Each model uses its own card's template, "
         "stop strings and parameters; its rows run as batches. A prompt may use `{column}` variables "
@@ -85,6 +88,7 @@ def build_notebook_tab(services: Services) -> gr.Dropdown:
             template = gr.Textbox(
                 DEFAULT_TEMPLATE, label="Prompt template", elem_id="notebook-template", lines=1
             )
+            template_status = gr.Markdown("", elem_id="notebook-template-status")
             table = gr.Dataframe(
                 value=[r[:] for r in EXAMPLE],
                 headers=["prompt"],
@@ -105,6 +109,7 @@ def build_notebook_tab(services: Services) -> gr.Dropdown:
                 pasted = gr.Textbox(lines=4, show_label=False, elem_id="notebook-paste")
                 paste_kind = gr.Radio(list(PASTE_FORMATS), value="one prompt per line", show_label=False)
                 paste_btn = gr.Button("Use pasted rows", size="sm")
+            load_error = gr.Markdown("", elem_id="notebook-load-error")
             load_status = gr.Markdown("", elem_id="notebook-load-status")
     with gr.Row():
         models = gr.Dropdown(
@@ -117,7 +122,14 @@ def build_notebook_tab(services: Services) -> gr.Dropdown:
         )
         samples = gr.Number(1, label="samples per cell", precision=0, minimum=1, maximum=MAX_SAMPLES, scale=1)
         seed = gr.Number(0, label="seed (sample k uses seed + k)", precision=0, minimum=0, scale=1)
-        max_new = gr.Number(0, label="max_new_tokens (0 = each preset's)", precision=0, minimum=0, scale=1)
+        max_new = gr.Number(
+            0,
+            label="max_new_tokens (0 = each preset's)",
+            precision=0,
+            minimum=0,
+            scale=1,
+            elem_id="notebook-max-new",
+        )
     with gr.Accordion("Per-model parameter overrides (JSON)", open=False):
         overrides = gr.Code(
             "{}",
@@ -128,6 +140,7 @@ def build_notebook_tab(services: Services) -> gr.Dropdown:
     with gr.Row():
         run_btn = gr.Button("▶ Run grid", variant="primary", elem_id="notebook-run")
         stop_btn = gr.Button("⏹ Stop", elem_id="notebook-stop")
+    run_status = gr.Markdown("", elem_id="notebook-run-status")
     progress = gr.HTML(progress_html(None), elem_id="notebook-progress")
     only_diff = gr.Checkbox(False, label="show only rows where models differ", elem_id="notebook-only-diff")
     grid_table = gr.Dataframe(
@@ -161,30 +174,38 @@ def build_notebook_tab(services: Services) -> gr.Dropdown:
                     "⬇ JSONL", value=None, elem_id="notebook-jsonl", interactive=False
                 )
 
-    def show_records(records: list[dict], source: str):
+    def show_records(records: list[dict], source: str, tpl: str, st: dict) -> dict:
+        """Checked rows into the table; the template is checked against them at once."""
+        check_records(records, source)
         headers, values = records_table(records)
-        message = f"Loaded {len(values)} rows from {source} (columns: {', '.join(headers)})."
-        if "prompt" not in headers:
-            message += (
-                " There is no `prompt` column: write a template with the columns, e.g. `{"
-                + headers[0]
-                + "}`."
-            )
-        return gr.update(value=values, headers=headers), message
+        st = {**st, "source": source}
+        return {
+            table: gr.update(value=values, headers=headers),
+            load_status: f"Loaded {len(values)} rows from {source} (columns: {', '.join(headers)}).",
+            load_error: "",
+            template_status: template_warning(records, tpl, source),
+            state: st,
+        }
 
-    @user_errors
-    def on_upload(file):
+    def on_upload(file, tpl: str, st: dict):
         if not file:
-            return gr.skip(), ""
+            return {}
         path = Path(file if isinstance(file, str) else file.name)
-        return show_records(load_file(path), path.name)
+        try:  # the drop zone is emptied either way, ready for the next file; the status names this one
+            return {**show_records(load_file(path), path.name, tpl, st), upload: None}
+        except PlaygroundError as exc:  # the table and its status stay as they were
+            return {load_error: f"⚠️ {exc}", upload: None}
 
-    @user_errors
-    def on_paste(text: str, kind: str):
+    @inline_errors(load_error)
+    def on_paste(text: str, kind: str, tpl: str, st: dict):
         records = parse_pasted(text, kind)
         if not records:
             raise PlaygroundError("nothing to use: paste at least one row")
-        return show_records(records, f"pasted {kind}")
+        return show_records(records, f"pasted {kind}", tpl, st)
+
+    def recheck(tbl, tpl: str, st: dict) -> str:
+        records = table_records(list(tbl.columns), tbl.values.tolist())
+        return template_warning(records, tpl, st.get("source") or "prompt table") if records else ""
 
     def export_files(st: dict) -> list:
         grid = st["grid"]
@@ -200,29 +221,33 @@ def build_notebook_tab(services: Services) -> gr.Dropdown:
         ]
         return [gr.update(value=str(p), interactive=True) for p in paths]
 
-    @user_errors
+    @inline_errors(run_status)
     @generation_slot(services.gate)
-    def run(request: gr.Request, tbl, tpl, chosen_models, n, sd, mx, ov, diff_only, st):
-        grid_request = notebook_request(tbl, tpl, chosen_models, n, sd, mx, ov)
-        key = session_key(request, "notebook")
-        cancel = services.runs.start(key)
-        st = {"grid": None, "marks": {}, "selected": None, "files": None}
-        try:
-            for grid in notebook.run(grid_request, request.session_hash, cancel):
+    def run(request: gr.Request, tbl, tpl, chosen_models, n, sd, mx, ov, diff_only, st, key):
+        source = st.get("source") or "prompt table"
+        records = table_records(list(tbl.columns), tbl.values.tolist())
+        grid_request = NotebookRequest.parse(chosen_models, records, tpl, ov, n, sd, mx, source=source)
+        st = new_state(source)
+        with services.runs.run(session_key(request, "notebook")) as cancel:
+            for grid in notebook.run(grid_request, owner(key, request), cancel):
                 st["grid"] = grid
-                yield show_grid(grid, labels, diff_only), progress_html(grid), st, gr.skip(), gr.skip()
-        finally:
-            services.runs.finish(key, cancel)
-        stopped = " · stopped" if cancel.is_set() else ""
-        yield (
-            show_grid(grid, labels, diff_only),
-            progress_html(grid, stopped.strip(" ·")),
-            st,
-            *export_files(st),
-        )
+                shown = {grid_table: show_grid(grid, labels, diff_only), progress: progress_html(grid)}
+                yield {**shown, state: st, last_grid: grid.conversation_id, run_status: ""}
+        yield {grid_table: show_grid(grid, labels, diff_only), progress: progress_html(grid), state: st}
+        yield dict(zip([csv_btn, jsonl_btn], export_files(st), strict=True))
 
     def stop(request: gr.Request):
         services.runs.cancel(session_key(request, "notebook"))
+
+    def restore(gid: str | None, key: str | None, diff_only: bool, request: gr.Request):
+        """On page load: the browser's last grid run, read back from the database."""
+        grid = notebook.load(gid, owner(key, request))
+        if grid is None:
+            return {last_grid: None}
+        marks = {t: feedback_mark(v, s) for t, (v, s) in notebook.ratings_of(grid).items() if v or s}
+        st = {**new_state(), "grid": grid, "marks": marks}
+        shown = {grid_table: show_grid(grid, labels, diff_only, marks), progress: progress_html(grid)}
+        return {**shown, state: st, **dict(zip([csv_btn, jsonl_btn], export_files(st), strict=True))}
 
     def refilter(diff_only: bool, st: dict):
         return show_grid(st["grid"], labels, diff_only, st["marks"])
@@ -251,7 +276,7 @@ def build_notebook_tab(services: Services) -> gr.Dropdown:
         value = THUMBS[choice]
         return gr.update(choices=reasons_for(value) if value else [], value=[])
 
-    @user_errors
+    @inline_errors(rate_status)
     def rate(
         st: dict, sample: str, thumb_choice: str, chosen_reasons, score_choice, text: str, diff_only: bool
     ):
@@ -264,9 +289,7 @@ def build_notebook_tab(services: Services) -> gr.Dropdown:
             raise PlaygroundError("this cell has no stored answer yet; run the grid first")
         value, points = THUMBS[thumb_choice], int(score_choice) if score_choice else None
         notebook.rate(cell.turn_id, value, points, chosen_reasons or [], text)
-        mark = " ".join(
-            x for x in ("👍" if value > 0 else "👎" if value < 0 else "", f"★{points}" if points else "") if x
-        )
+        mark = feedback_mark(value, points)
         st["marks"][cell.turn_id] = mark
         return (
             f"✅ Saved for row {row + 1}: {mark}",
@@ -277,8 +300,8 @@ def build_notebook_tab(services: Services) -> gr.Dropdown:
 
     run_btn.click(
         run,
-        [table, template, models, samples, seed, max_new, overrides, only_diff, state],
-        [grid_table, progress, state, csv_btn, jsonl_btn],
+        [table, template, models, samples, seed, max_new, overrides, only_diff, state, browser],
+        [grid_table, progress, state, last_grid, run_status, csv_btn, jsonl_btn],
         api_visibility="private",
         show_progress="hidden",
         concurrency_id=GENERATION,
@@ -287,8 +310,11 @@ def build_notebook_tab(services: Services) -> gr.Dropdown:
     # Stop sets the run's cancel event (no ``cancels=``): the run ends itself, stores what finished and
     # the stopped cells, and still delivers the export files.
     stop_btn.click(stop, None, None, api_visibility="private")
-    upload.upload(on_upload, [upload], [table, load_status], api_visibility="private")
-    paste_btn.click(on_paste, [pasted, paste_kind], [table, load_status], api_visibility="private")
+    loaded = [table, load_status, load_error, template_status, state]
+    upload.upload(on_upload, [upload, template, state], [*loaded, upload], api_visibility="private")
+    paste_btn.click(on_paste, [pasted, paste_kind, template, state], loaded, api_visibility="private")
+    for changed in (template.change, table.change):
+        changed(recheck, [table, template, state], [template_status], api_visibility="private")
     only_diff.change(refilter, [only_diff, state], [grid_table], api_visibility="private")
     grid_table.select(select, [state], [detail, chosen, sample_pick, state], api_visibility="private")
     thumb.change(thumb_reasons, [thumb], [reasons], api_visibility="private")
@@ -298,4 +324,5 @@ def build_notebook_tab(services: Services) -> gr.Dropdown:
         [rate_status, grid_table, state, csv_btn, jsonl_btn],
         api_visibility="private",
     )
-    return models
+    restored = [grid_table, progress, state, csv_btn, jsonl_btn, last_grid]
+    return NotebookTab(models, (restore, [last_grid, browser, only_diff], restored))

@@ -37,6 +37,8 @@ def cell_text(cells: list[Cell], marks: dict[int, str]) -> str:
         bits = []
         if stats.get("completion_tokens") is not None:
             bits.append(f"{stats['completion_tokens']} tok")
+        if stats.get("ttft_s") is not None:  # the cell's own row: its first token, then its decoding
+            bits.append(f"TTFT {stats['ttft_s']:.2f} s")
         if stats.get("total_s"):
             bits.append(f"{stats['total_s']:.1f} s")
         if cell.status == "running":
@@ -82,24 +84,55 @@ def _unique(columns: list[str]) -> list[str]:
     return out
 
 
+# the progress bar's parts, in order: (count, css class, words)
+_PARTS = (
+    ("done", "nb-done", "done"),
+    ("cached", "nb-done", "from earlier runs"),
+    ("running", "nb-running", "running"),
+    ("pending", "", "waiting"),
+    ("stopped", "nb-stopped", "stopped"),
+    ("error", "nb-failed", "failed"),
+    ("not run", "nb-not-run", "not run"),
+)
+
+
 def progress_html(grid: GridUpdate | None, message: str = "") -> str:
+    """A bar in parts (done, running, stopped, failed, not run) and a line that counts each, with
+    the tokens generated so far, the measured speed and an ETA from it."""
     if grid is None:
         return f"<div id='notebook-progress-text'>{html.escape(message)}</div>"
-    total, done = len(grid.cells), grid.done
-    served = total - grid.to_run
-    bits = [f"{done} / {total} cells"]
-    if served:
-        bits.append(f"{served} from earlier runs")
+    total, counts = max(len(grid.cells), 1), grid.counts
+    ok = counts["done"] + counts["cached"]
+    parts = "".join(
+        f"<span class='{css}' style='width:{100 * counts[key] / total:.2f}%'></span>"
+        for key, css, _ in _PARTS
+        if counts[key] and css
+    )
+    bits = [f"{ok} / {len(grid.cells)} cells"]
+    bits += [f"{counts[key]} {words}" for key, _, words in _PARTS if key != "done" and counts[key]]
+    if grid.tokens:
+        speed = f" · {grid.tokens_per_s:.1f} tok/s" if grid.tokens_per_s else ""
+        bits.append(f"{grid.tokens:,} tokens{speed}")
     if grid.finished:
-        bits.append(f"finished in {grid.elapsed_s:.1f} s")
-    elif grid.eta_s is not None:
-        bits.append(f"ETA {grid.eta_s:.0f} s")
+        bits.append(f"{'stopped' if grid.stopped else 'finished'} after {grid.elapsed_s:.1f} s")
+    else:
+        if grid.phase:
+            bits.append(grid.phase)
+        if grid.eta_s is not None:
+            bits.append(f"about {grid.eta_s:.0f} s left")
     if message:
         bits.append(message)
     return (
-        f"<progress id='notebook-progress-bar' max='{max(total, 1)}' value='{done}' style='width:100%'></progress>"
+        f"<div id='notebook-progress-bar' class='nb-bar' role='progressbar' aria-valuemin='0' "
+        f"aria-valuemax='{len(grid.cells)}' aria-valuenow='{ok}'>{parts}</div>"
         f"<div id='notebook-progress-text'>{html.escape(' · '.join(bits))}</div>"
     )
+
+
+def feedback_mark(value: int | None, score: int | None) -> str:
+    """A cell's rating as shown in the grid: 👍/👎 and ★score."""
+    thumb = "👍" if value and value > 0 else "👎" if value and value < 0 else ""
+    return " ".join(x for x in (thumb, f"★{score}" if score else "") if x)
 
 
 def row_detail(grid: GridUpdate, row: PromptRow, labels: dict[str, str]) -> str:

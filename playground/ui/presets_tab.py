@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import gradio as gr
 
 from playground.container import Services
 from playground.errors import PlaygroundError
 from playground.services.types import Preset, parse_messages
-from playground.ui.common import ParamWidgets, param_widgets, params_dict, preset_choices, user_errors
+from playground.ui.common import ParamWidgets, inline_errors, param_widgets, params_dict, preset_choices
 
 EXAMPLE = "user: What is the capital of France?\nassistant: Paris.\nuser: And of Italy?"
 
@@ -49,7 +50,9 @@ def batching_words(batching: dict | None, preset: Preset, long: bool = False) ->
     return batching["summary"]
 
 
-def details(preset: Preset, batching: dict | None = None) -> str:
+def details(preset: Preset, batching: dict | None = None, source: str = "", quantization: str = "") -> str:
+    """The card facts of a preset; ``source`` is its file relative to its presets folder and
+    ``quantization`` what the loader applies (``PresetService.list``)."""
     s = preset.model
     template = preset.template
     rows = [
@@ -57,7 +60,7 @@ def details(preset: Preset, batching: dict | None = None) -> str:
         f"[{s.id}]({preset.card_url}) · license: {preset.license or 'see card'}"
         + (" · 🔒 **gated**" if preset.gated else ""),
         f"> {preset.license_note}" if preset.license_note else "",
-        f"- loader **{s.loader}**, dtype **{s.dtype}**, quantisation **{s.quantization}**"
+        f"- loader **{s.loader}**, dtype **{s.dtype}**, quantisation **{quantization or s.quantization}**"
         + (f" (also: {', '.join(s.quantization_choices)})" if s.quantization_choices else ""),
         f"- revision **{s.revision}**" + (f" (also: {', '.join(s.revisions)})" if s.revisions else ""),
         f"- context {s.context_length or 'model default'} tokens"
@@ -65,7 +68,7 @@ def details(preset: Preset, batching: dict | None = None) -> str:
         + (", trust_remote_code" if s.trust_remote_code else ""),
         f"- stop strings: {', '.join(f'`{x!r}`' for x in preset.stop) or 'none'}",
         f"- batching on this machine: {batching_words(batching, preset, long=True)}",
-        f"- file: `{preset.source}` · sha256 `{preset.file_hash[:16]}…`",
+        f"- file: `{source or Path(preset.source).name}` · sha256 `{preset.file_hash[:16]}…`",
     ]
     if template.kind == "tokenizer":
         rows.append("- template: the tokenizer's own chat template")
@@ -77,14 +80,17 @@ def details(preset: Preset, batching: dict | None = None) -> str:
     return "\n".join(r for r in rows if r)
 
 
+HEADERS = ["preset", "model", "loader", "quantisation", "dtype", "gated", "origin", "batching"]
+WIDTHS = ["22%", "20%", "10%", "16%", "8%", "6%", "8%", "10%"]
+
+
 def table(services: Services) -> list[list]:
     return [
         [
-            p["display_name"],
-            p["name"],
+            f"{p['display_name']} ({p['name']})",
             p["model_id"],
             p["loader"],
-            p["quantization"],
+            p["applied_quantization"],
             p["dtype"],
             "yes" if p["gated"] else "",
             "user" if p["user_preset"] else "built-in",
@@ -94,12 +100,21 @@ def table(services: Services) -> list[list]:
     ]
 
 
+def describe(services: Services, name: str) -> str:
+    """The details of preset ``name`` as the tab shows them."""
+    summary = next(p for p in services.presets.list() if p["name"] == name)
+    preset = services.presets.get(name)
+    return details(preset, summary["batching"], summary["source"], summary["applied_quantization"])
+
+
 def build_presets_tab(services: Services, dropdowns: list[gr.Dropdown], shown_on=()) -> None:
     registry = services.presets
     first = registry.get(services.settings.columns[0])
     overview = gr.Dataframe(
         table(services),
-        headers=["preset", "name", "model", "loader", "quantisation", "dtype", "gated", "origin", "batching"],
+        headers=HEADERS,
+        column_widths=WIDTHS,
+        wrap=True,
         interactive=False,
         elem_id="presets-table",
     )
@@ -108,9 +123,7 @@ def build_presets_tab(services: Services, dropdowns: list[gr.Dropdown], shown_on
             chosen = gr.Dropdown(
                 preset_choices(registry), value=first.name, label="Preset", elem_id="inspect-preset"
             )
-            info = gr.Markdown(
-                details(first, services.presets.batching_of(first.name)), elem_id="preset-details"
-            )
+            info = gr.Markdown(describe(services, first.name), elem_id="preset-details")
         with gr.Column(scale=1):
             system = gr.Textbox(first.system_prompt, label="System prompt", lines=2)
             conversation = gr.Textbox(
@@ -134,10 +147,9 @@ def build_presets_tab(services: Services, dropdowns: list[gr.Dropdown], shown_on
 
     def choose(name: str):
         preset = registry.get(name)
-        batching = services.presets.batching_of(name)
-        return [details(preset, batching), preset.system_prompt, *ParamWidgets.updates(preset.params)]
+        return [describe(services, name), preset.system_prompt, *ParamWidgets.updates(preset.params)]
 
-    @user_errors
+    @inline_errors(count)
     def show(name: str, system_prompt: str, text: str):
         result = services.presets.render_prompt(name, parse_conversation(text), system_prompt)
         tokens = f"**{result['tokens']} tokens**" if result["tokens"] is not None else result["note"]
@@ -146,14 +158,14 @@ def build_presets_tab(services: Services, dropdowns: list[gr.Dropdown], shown_on
             result["prompt"],
         )
 
-    @user_errors
+    @inline_errors(saved)
     def save_preset(base: str, name: str, display: str, system_prompt: str, *values):
         preset = services.presets.save_user_preset(
             base, name.strip(), display.strip(), params_dict(values), system_prompt
         )
         choices = preset_choices(registry)
         return [
-            f"✅ Saved `{preset.source}`; **{preset.display_name}** is now in every model list.",
+            f"✅ Saved `{services.presets.source_label(preset)}`; **{preset.display_name}** is now in every model list.",
             table(services),
             gr.update(choices=choices),
         ] + [gr.update(choices=choices) for _ in dropdowns]

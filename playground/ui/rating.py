@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from playground.errors import PlaygroundError
 from playground.services.answers.feedback import reasons_for
-from playground.ui.common import user_errors
+from playground.ui.common import inline_errors
 
 
 @dataclass
@@ -31,27 +32,36 @@ class RatingPanel:
             save = gr.Button("Save reasons", size="sm", elem_id=f"{scope}-save-reasons")
         panel = cls(services, box, title, reasons, comment, save, current)
 
-        @user_errors
+        @inline_errors(title)
         def save_reasons(rating: dict | None, chosen: list[str], text: str):
             if not rating:
-                raise gr.Error("rate an answer first (👍 / 👎 under it)")
+                raise PlaygroundError("rate an answer first (👍 / 👎 under it)")
             services.feedback.explain(rating["id"], rating["value"], chosen, text)
             return gr.update(visible=False), None, "✅ Rating saved with your reasons."
 
         save.click(save_reasons, [current, reasons, comment], [box, current, title], api_visibility="private")
         return panel
 
-    def attach(self, chatbot: gr.Chatbot, turn_ids_of: Callable[[dict], list], state: gr.State) -> None:
+    def attach(self, chatbot: gr.Chatbot, turn_ids_of: Callable[..., list], inputs: list) -> None:
+        """👍/👎 under ``chatbot``'s answers: ``turn_ids_of(*inputs' values, request)`` gives the stored
+        answer behind each of its answers, in order (two inputs: the page's ids it needs)."""
         services = self.services
 
-        @user_errors
-        def on_like(st: dict, data: gr.LikeData):
+        def on_like(first, second, data: gr.LikeData, request: gr.Request):
             value = {True: 1, "Like": 1, False: -1, "Dislike": -1}.get(data.liked)
             index = data.index[0] if isinstance(data.index, list | tuple) else data.index
-            turn_ids = turn_ids_of(st)
-            if value is None or index is None or index // 2 >= len(turn_ids) or turn_ids[index // 2] is None:
-                return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
-            rating_id = services.feedback.rate(turn_ids[index // 2], value)
+            try:
+                turn_ids = turn_ids_of(first, second, request)
+                if (
+                    value is None
+                    or index is None
+                    or index // 2 >= len(turn_ids)
+                    or turn_ids[index // 2] is None
+                ):
+                    return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+                rating_id = services.feedback.rate(turn_ids[index // 2], value)
+            except PlaygroundError as exc:  # shown in the panel, which opens for it
+                return None, gr.update(visible=True), f"⚠️ {exc}", gr.skip(), gr.skip()
             word = "Liked" if value > 0 else "Disliked"
             return (
                 {"id": rating_id, "value": value},
@@ -63,7 +73,7 @@ class RatingPanel:
 
         chatbot.like(
             on_like,
-            [state],
+            inputs,
             [self.current, self.box, self.title, self.reasons, self.comment],
             api_visibility="private",
         )

@@ -10,7 +10,6 @@ names, model ids and identity terms blanked out. ``vote`` records the vote once 
 from __future__ import annotations
 
 import random
-import re
 import secrets
 import threading
 from collections import OrderedDict
@@ -23,60 +22,13 @@ from playground.engine.models.templates import parse_messages
 from playground.errors import PlaygroundError
 from playground.services.answers.chat import AnswerRequest, AnswerUpdate
 from playground.services.answers.compare import CompareService
+from playground.services.answers.identity import identity_terms, names_itself, term_pattern, weights_available
+from playground.services.answers.runs import wait_if_stopping
 from playground.store.db import Store
 
 SIDES = ("Model A", "Model B")
 OUTCOMES = ("0", "1", "tie", "all_bad")  # as in the compare tab: A, B, tie, both bad
 HIDDEN = "[hidden]"
-_GENERIC = {"instruct", "chat", "base", "gptq", "awq", "gguf", "lora", "embedded", "greedy", "model", "the"}
-_SIZE = re.compile(r"^(v?\d+(\.\d+)?[kmbt]?|\d+k|[a-z]?\d+)$", re.IGNORECASE)
-
-
-def identity_terms(preset: Preset) -> list[str]:
-    """Words that give a preset's model away: its ``identity_terms`` plus the distinctive words of
-    its display name and of the model id's org and name (sizes and words like "instruct" dropped)."""
-    org, _, name = preset.model.id.rpartition("/")
-    words = [org, *re.split(r"[-_]", org)]
-    words += re.split(r"[\s\-_.,()/]+", name) + re.split(r"[\s\-_.,()/]+", preset.display_name)
-    terms = {t.strip() for t in preset.identity_terms if t.strip()}
-    for word in words:
-        for w in (word, word.rstrip("0123456789")):
-            if len(w) >= 3 and not _SIZE.match(w) and w.lower() not in _GENERIC:
-                terms.add(w)
-    return sorted(terms, key=lambda t: (-len(t), t.lower()))
-
-
-def _term_pattern(terms: list[str]) -> re.Pattern | None:
-    """Any of ``terms`` as a whole word (case-insensitive, "Hugging Face" = "HuggingFace" =
-    "hugging-face"; a digit may follow, so "SmolLM" also finds "SmolLM2")."""
-    parts = []
-    for term in sorted(set(terms), key=len, reverse=True):
-        words = [re.escape(w) for w in re.split(r"[^\w]+", term) if w]
-        if words:
-            parts.append(r"(?<![^\W\d_])" + r"[\s\-_./]*".join(words) + r"(?![^\W\d_])")
-    return re.compile("|".join(parts), re.IGNORECASE) if parts else None
-
-
-def names_itself(text: str, preset: Preset) -> bool:
-    """Whether an answer names its own model or maker ("I'm SmolLM, trained by Hugging Face")."""
-    pattern = _term_pattern(identity_terms(preset))
-    return bool(text and pattern and pattern.search(text))
-
-
-def weights_available(preset: Preset) -> bool:
-    """Embedded and served (remote) models always; Hub models when their config is in the local Hub cache."""
-    if preset.model.loader == "embedded-gguf" or preset.model.remote:
-        return True
-    from huggingface_hub import try_to_load_from_cache
-
-    for filename in ("config.json", "adapter_config.json"):
-        try:
-            found = try_to_load_from_cache(preset.model.id, filename, revision=preset.model.revision)
-        except Exception:  # noqa: BLE001 - a malformed id or cache is just "not available"
-            found = None
-        if isinstance(found, str):
-            return True
-    return False
 
 
 @dataclass
@@ -118,6 +70,12 @@ class Reveal:
         }
 
 
+def _set_event() -> threading.Event:
+    event = threading.Event()
+    event.set()
+    return event
+
+
 @dataclass
 class _Battle:
     id: str
@@ -128,6 +86,7 @@ class _Battle:
     turn_ids: list[list[int]] = field(default_factory=lambda: [[], []])
     rounds: int = 0
     cancel: threading.Event | None = None  # set while both answers are being generated
+    idle: threading.Event = field(default_factory=_set_event)  # set while no round runs
     leaked: bool = False
     vote_id: int | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -196,6 +155,16 @@ class ArenaService:
         battle = self._get(battle_id, session)
         return self._view(battle, [], None)
 
+    def restore(self, battle_id: str | None, session: str | None) -> ArenaView | None:
+        """For a page that (re)loads: the session's battle, after its round stops if its page went
+        away (a reload stops it; a round answering in another tab is shown as it stands); None if
+        the battle is not the session's."""
+        if not self.owns(battle_id, session):
+            return None
+        battle = self._get(battle_id, session)
+        wait_if_stopping(battle.cancel, battle.idle)
+        return self._view(battle, [], None)
+
     def send(
         self, battle_id: str, session: str | None, text: str, cancel: threading.Event | None = None
     ) -> Iterator[ArenaView]:
@@ -204,6 +173,7 @@ class ArenaService:
         battle = self._get(battle_id, session)
         if not text:
             raise PlaygroundError("type a message first")
+        wait_if_stopping(battle.cancel, battle.idle)  # a round whose page went away
         with battle.lock:
             if battle.vote_id is not None:
                 raise PlaygroundError(
@@ -217,6 +187,7 @@ class ArenaService:
                 battle.conversation_id = self.compare.start(list(battle.presets), "arena", battle.session)
                 self._save(battle, conversation_id=battle.conversation_id)
             battle.cancel = cancel or threading.Event()
+            battle.idle.clear()
             round_index = battle.rounds
             requests = [
                 AnswerRequest(
@@ -226,14 +197,29 @@ class ArenaService:
                 )
                 for i, name in enumerate(battle.presets)
             ]
+        # the worker storing the last answer ends the round, so a round whose page went away (reloaded,
+        # closed: its run is cancelled) still counts, and the battle can be voted on from a new page
+        stream = self.compare.run(
+            battle.conversation_id,
+            requests,
+            battle.cancel,
+            on_finish=lambda final: self._end_round(battle, text, final),
+        )
         snapshot: list[AnswerUpdate] = []
+        began = False
         try:
             yield self._view(battle, [text], [AnswerUpdate(), AnswerUpdate()])
-            with closing(self.compare.run(battle.conversation_id, requests, battle.cancel)) as stream:
+            began = True  # the workers start with the stream's first step
+            with closing(stream):
                 for snapshot in stream:
-                    yield self._view(battle, [text], snapshot)
+                    if not all(u.done for u in snapshot):  # the final one: the round ended, shown below
+                        yield self._view(battle, [text], snapshot)
         finally:
-            complete = self._end_round(battle, text, snapshot)
+            if not began:  # nobody read the round: it never started
+                with battle.lock:
+                    battle.cancel = None
+                battle.idle.set()
+        complete = _complete(snapshot)
         yield self._view(battle, [] if complete else [text], None if complete else snapshot)
 
     def stop(self, battle_id: str, session: str | None) -> bool:
@@ -346,9 +332,10 @@ class ArenaService:
         return battle
 
     def _end_round(self, battle: _Battle, text: str, snapshot: list[AnswerUpdate]) -> bool:
-        """Keep a round whose two answers both finished without error; note self-naming answers."""
+        """Keep a round whose two answers both finished without error (stopped ones too: a stopped
+        answer is a finished one); note self-naming answers."""
         presets = [self.registry.get(n) for n in battle.presets]
-        complete = len(snapshot) == 2 and all(u.done and not u.error for u in snapshot)
+        complete = _complete(snapshot)
         with battle.lock:
             battle.leaked |= any(names_itself(u.text, p) for u, p in zip(snapshot, presets, strict=False))
             if complete:
@@ -361,7 +348,10 @@ class ArenaService:
                 battle.rounds += 1
             battle.cancel = None
             rounds, turn_ids, leaked = battle.rounds, [list(t) for t in battle.turn_ids], battle.leaked
-        self._save(battle, rounds=rounds, turn_ids=turn_ids, leaked=leaked)
+        try:
+            self._save(battle, rounds=rounds, turn_ids=turn_ids, leaked=leaked)
+        finally:
+            battle.idle.set()
         return complete
 
     def _view(self, battle: _Battle, pending: list[str], snapshot: list[AnswerUpdate] | None) -> ArenaView:
@@ -394,5 +384,10 @@ class ArenaService:
         for name in battle.presets:
             preset = self.registry.get(name)
             terms += [preset.name, preset.display_name, preset.model.id, *identity_terms(preset)]
-        pattern = _term_pattern(terms)
+        pattern = term_pattern(terms)
         return pattern.sub(HIDDEN, message) if pattern else message
+
+
+def _complete(snapshot: list[AnswerUpdate]) -> bool:
+    """Whether both answers of a round are finished and stored, without an error."""
+    return len(snapshot) == 2 and all(u.done and not u.error for u in snapshot)

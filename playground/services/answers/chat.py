@@ -53,11 +53,12 @@ class AnswerUpdate:
     status: str = ""
 
     def stats_line(self) -> str:
+        """Its stats and how it ended ("… · stopped"), also for an answer stopped before its first token."""
         s = self.stats
         if not s.get("completion_tokens"):
-            return self.status
+            return self.finish_reason or self.status if self.done else self.status
         ttft = f"{s['ttft_s'] * 1000:.0f} ms" if s.get("ttft_s") is not None else "-"
-        line = f"TTFT {ttft} · {s['completion_tokens']} tokens · {s['tokens_per_s']:.1f} tok/s"
+        line = f"TTFT {ttft} · {s['completion_tokens']} tokens · {s.get('tokens_per_s') or 0.0:.1f} tok/s"
         return f"{line} · {self.finish_reason}" if self.finish_reason else line
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import copy
 import queue
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 from playground.engine.models.loader import Progress
 from playground.engine.threads import start_thread
@@ -14,6 +15,10 @@ from playground.services.answers.chat import AnswerRequest, AnswerUpdate, ChatSe
 from playground.store.db import Store
 
 _DONE = object()
+# the most often a round's columns are passed on together (an answer that ends is passed on at once):
+# every update costs the page a render of every column, which three long answers at 20 updates a
+# second each made take seconds
+SNAPSHOT_EVERY_S = 0.2
 
 
 def vote_outcomes(columns: int) -> list[str]:
@@ -37,39 +42,57 @@ class CompareService:
         requests: list[AnswerRequest],
         cancel: threading.Event | None = None,
         progress: Progress | None = None,
+        on_finish: Callable[[list[AnswerUpdate]], None] | None = None,
     ) -> Iterator[list[AnswerUpdate]]:
-        """Yield a snapshot of every column whenever any of them has new text."""
+        """Yield a snapshot of every column when any of them has new text, at most every
+        ``SNAPSHOT_EVERY_S`` (and at once when an answer ends).
+
+        ``on_finish`` gets every column's final update once the last one is stored, from the worker
+        thread that finished last and before the last snapshot is yielded: a round is finished even
+        when nobody reads this generator any more (its page was reloaded or closed)."""
         for request in requests:
             self.chat.check(request)  # over a limit: refused before any column starts
         cancel = cancel or threading.Event()
         updates: queue.Queue = queue.Queue()
         state = [AnswerUpdate(status="waiting…") for _ in requests]
+        finals = [AnswerUpdate(status="waiting…") for _ in requests]
+        remaining, lock = [len(requests)], threading.Lock()
 
         def work(column: int, request: AnswerRequest) -> None:
             try:
                 for update in self.chat.answer(request, conversation_id, column, cancel, progress):
-                    updates.put((column, copy.copy(update)))
+                    finals[column] = copy.copy(update)
+                    updates.put((column, finals[column]))
             finally:
-                updates.put((column, _DONE))
+                with lock:
+                    remaining[0] -= 1
+                    last = remaining[0] == 0
+                try:
+                    if last and on_finish is not None:
+                        on_finish([copy.copy(u) for u in finals])
+                finally:
+                    updates.put((column, _DONE))
 
         threads = [start_thread(work, i, r, name=f"column-{i}") for i, r in enumerate(requests)]
-        running = len(threads)
+        running, last, due = len(threads), 0.0, False  # due: new text not shown yet
         try:
             while running:
-                column, update = updates.get()
-                changed = True
-                if update is _DONE:
-                    running -= 1
-                    changed = False
-                else:
-                    state[column] = update
-                while not updates.empty():  # coalesce whatever else arrived meanwhile
-                    column, update = updates.get()
+                wait = max(last + SNAPSHOT_EVERY_S - time.monotonic(), 0.0) if due else None
+                try:
+                    column, update = updates.get(timeout=wait)
+                except queue.Empty:  # new text waited its turn: show it now
+                    column, update = None, None
+                ended = False
+                while update is not None:  # take whatever else arrived meanwhile
                     if update is _DONE:
                         running -= 1
                     else:
-                        state[column], changed = update, True
-                if changed or not running:
+                        ended |= update.done
+                        state[column], due = update, True
+                    column, update = updates.get_nowait() if not updates.empty() else (None, None)
+                now = time.monotonic()
+                if (due and (ended or now - last >= SNAPSHOT_EVERY_S)) or not running:
+                    last, due = now, False
                     yield [copy.copy(s) for s in state]
         finally:
             cancel.set()

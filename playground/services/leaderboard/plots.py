@@ -7,6 +7,23 @@ import pandas as pd
 import plotly.graph_objects as go
 
 _EMPTY_TEXT = "No battles yet"
+_GRID = "rgba(128, 128, 128, 0.25)"  # visible on a light and a dark page alike
+
+
+def _themed(fig: go.Figure) -> go.Figure:
+    """Transparent backgrounds and neutral grid lines, so a figure sits on the page's own light or
+    dark background (the page's CSS colours its titles and labels in the dark theme)."""
+    fig.update_layout(
+        template="plotly_white",
+        paper_bgcolor="rgba(0,0,0,0)",
+        plot_bgcolor="rgba(0,0,0,0)",
+        font={"color": "#4b5563"},
+        title={"x": 0.01, "xanchor": "left", "y": 0.98, "yanchor": "top"},
+        margin={"t": 56, "l": 8, "r": 8, "b": 8},
+    )
+    fig.update_xaxes(gridcolor=_GRID, zerolinecolor=_GRID, automargin=True)
+    fig.update_yaxes(gridcolor=_GRID, zerolinecolor=_GRID, automargin=True)
+    return fig
 
 
 def _empty_figure(title: str) -> go.Figure:
@@ -19,7 +36,7 @@ def _empty_figure(title: str) -> go.Figure:
             {"text": _EMPTY_TEXT, "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5, "showarrow": False}
         ],
     )
-    return fig
+    return _themed(fig)
 
 
 def win_rate_heatmap(
@@ -60,10 +77,11 @@ def win_rate_heatmap(
     )
     fig.update_layout(
         title=title,
-        xaxis={"title": "opponent", "side": "top"},
+        # the opponents' names under the matrix, slanted: at the top they ran into the title
+        xaxis={"title": "opponent", "side": "bottom", "tickangle": -30},
         yaxis={"title": "model", "autorange": "reversed"},
     )
-    return fig
+    return _themed(fig)
 
 
 def ratings_chart(
@@ -113,5 +131,6 @@ def ratings_chart(
         yaxis={"title": "rating"},
         showlegend=style,
         scattermode="group" if style else None,
+        xaxis_tickangle=-30,
     )
-    return fig
+    return _themed(fig)

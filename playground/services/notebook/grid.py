@@ -1,9 +1,11 @@
-"""The notebook grid's data: the request, its cells and the grid as it fills in. No Gradio."""
+"""The notebook grid's data: the request (parsed once, for the tab and the API alike), its cells and
+the grid as it fills in, with honest progress. No Gradio."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,7 +13,8 @@ from playground.engine.backends.base import Origin
 from playground.engine.generation.params import GenerationParams
 from playground.engine.generation.request import GenerationRequest
 from playground.engine.models.presets import Preset
-from playground.services.notebook.prompts import PromptRow
+from playground.errors import PlaygroundError
+from playground.services.notebook.prompts import DEFAULT_TEMPLATE, PromptRow, build_rows
 
 MAX_MODELS, MAX_SAMPLES, MAX_CELLS = 8, 8, 4000
 
@@ -23,6 +26,70 @@ class NotebookRequest:
     params: dict[str, dict[str, Any]] = field(default_factory=dict)  # overrides per preset name
     samples: int = 1
     seed: int = 0  # sample k of a cell uses seed + k (a preset override's seed wins over this)
+
+    @classmethod
+    def parse(
+        cls,
+        presets: Any,
+        records: Any,
+        template: str | None = DEFAULT_TEMPLATE,
+        overrides: Any = None,
+        samples: Any = 1,
+        seed: Any = 0,
+        max_new_tokens: Any = 0,
+        source: str = "rows",
+    ) -> NotebookRequest:
+        """The one parser of a grid's inputs, from the tab (its table, its JSON box) and the API (JSON
+        text) alike: preset names, row records (column → value), the template, per-preset overrides
+        (a JSON object of objects), samples, the base seed and one ``max_new_tokens`` for every
+        model (0: each preset's). Every error names what was wrong, and ``source``'s rows by number."""
+        names = _json(presets, "presets", [])
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise PlaygroundError("presets must be a JSON list of preset names")
+        rows = _json(records, "rows", [])
+        if not isinstance(rows, list):
+            raise PlaygroundError("rows must be a JSON list of objects")
+        params = _json(overrides, "the per-model overrides", {})
+        if not isinstance(params, dict) or not all(isinstance(v, dict) for v in params.values()):
+            raise PlaygroundError(
+                'the per-model overrides must be a JSON object like {"preset-name": {"temperature": 0.2}}'
+            )
+        params = {name: dict(values) for name, values in params.items()}
+        budget = _whole(max_new_tokens, "max_new_tokens", 0)
+        if budget > 0:
+            for name in names:
+                params.setdefault(name, {}).setdefault("max_new_tokens", budget)
+        return cls(
+            presets=list(names),
+            rows=build_rows(rows, template or DEFAULT_TEMPLATE, source=source),
+            params=params,
+            samples=_whole(samples, "samples", 1) or 1,
+            seed=_whole(seed, "seed", 0),
+        )
+
+
+def _json(raw: Any, what: str, default: Any) -> Any:
+    """A value given as JSON text (the API, the tab's JSON box) or as it is; empty means ``default``."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return default
+    if not isinstance(raw, str):
+        return raw
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise PlaygroundError(f"{what}: not valid JSON ({exc})") from None
+
+
+def _whole(raw: Any, what: str, default: int) -> int:
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise PlaygroundError(f"{what} must be a whole number, got {raw!r}") from None
+    if value != int(value):
+        raise PlaygroundError(f"{what} must be a whole number, got {raw!r}")
+    return int(value)
 
 
 @dataclass
@@ -39,6 +106,11 @@ class Cell:
     stats: dict = field(default_factory=dict)
     seed: int | None = None
     prompt: str = ""  # the exact string the model received
+    budget: int = 0  # its max_new_tokens
+
+    @property
+    def tokens(self) -> int:
+        return int((self.stats or {}).get("completion_tokens") or 0)
 
     @property
     def finished(self) -> bool:
@@ -60,6 +132,9 @@ class Cell:
         }
 
 
+OUTCOMES = ("done", "cached", "running", "pending", "stopped", "error", "not run")
+
+
 @dataclass
 class GridUpdate:
     conversation_id: str
@@ -71,16 +146,47 @@ class GridUpdate:
     ran: int  # of those, how many are finished
     elapsed_s: float
     finished: bool = False
+    phase: str = ""  # what the run is doing now ("loading …", "… generating 4 cells")
+    stream_s: float = 0.0  # time spent generating (model loading and preparing left out)
+    stopped: bool = False  # Stop was pressed (or the page went away)
 
     @property
     def done(self) -> int:
+        """Cells that are settled, whatever became of them (the API's progress count)."""
         return sum(c.finished for c in self.cells)
 
     @property
+    def counts(self) -> dict[str, int]:
+        """How many cells are in each state (``OUTCOMES``): done, cached, running, pending, stopped,
+        error, not run."""
+        found = Counter(c.status for c in self.cells)
+        return {status: found.get(status, 0) for status in OUTCOMES}
+
+    @property
+    def tokens(self) -> int:
+        """Tokens generated by this run so far (cells served from earlier runs left out)."""
+        return sum(c.tokens for c in self.cells if c.status != "cached")
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        """Measured generation speed of this run (all rows of a batch together)."""
+        return self.tokens / self.stream_s if self.stream_s > 0 and self.tokens else None
+
+    @property
     def eta_s(self) -> float | None:
-        if self.finished or not self.ran:
+        """Seconds left: the tokens the unfinished cells are still expected to generate (as many as
+        the finished ones took on average, within each cell's max_new_tokens), at the measured speed."""
+        speed = self.tokens_per_s
+        if self.finished or not speed:
             return None
-        return self.elapsed_s / self.ran * (self.to_run - self.ran)
+        ended = [c.tokens for c in self.cells if c.status in ("done", "stopped") and c.tokens]
+        typical = sum(ended) / len(ended) if ended else None
+        left = 0.0
+        for cell in self.cells:
+            if cell.status in ("running", "pending"):
+                expected = cell.budget if typical is None else min(typical, cell.budget or typical)
+                left += max(expected - cell.tokens, 1 if cell.budget > cell.tokens else 0)
+        return left / speed
 
     def cell(self, row: int, model: int, sample: int = 0) -> Cell:
         return self.cells[(row * len(self.presets) + model) * self.samples + sample]
@@ -92,9 +198,14 @@ class GridUpdate:
             "samples": self.samples,
             "done": self.done,
             "total": len(self.cells),
+            "counts": self.counts,
+            "tokens": self.tokens,
+            "tokens_per_s": self.tokens_per_s,
             "eta_s": self.eta_s,
             "elapsed_s": self.elapsed_s,
+            "phase": self.phase,
             "finished": self.finished,
+            "stopped": self.stopped,
             "rows": [r.as_json() for r in self.rows],
             "cells": [c.as_json() for c in self.cells],
         }

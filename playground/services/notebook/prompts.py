@@ -75,6 +75,18 @@ def build_rows(
 ) -> list[PromptRow]:
     """Validate records and fill the template; the message of any error names source, row and column."""
     template = template if template and template.strip() else DEFAULT_TEMPLATE
+    rows = check_records(records, source)
+    for row in rows:
+        where = f"{source}, row {row.index + 1}"
+        row.user = fill(template, row.variables, where)
+        if not row.user.strip():
+            raise PlaygroundError(f"{where}: the prompt is empty (template {template!r})")
+    return rows
+
+
+def check_records(records: list[dict[str, Any]], source: str = "rows") -> list[PromptRow]:
+    """Validate records as prompt rows, everything but the template (an upload is checked when it
+    arrives, before a template is written for its columns); the rows' messages are not filled in."""
     if not records:
         raise PlaygroundError(f"{source}: the prompt set is empty; add at least one row")
     if len(records) > MAX_ROWS:
@@ -89,12 +101,9 @@ def build_rows(
         variables = {
             str(k).strip(): _text(v, f"{where}, column {k!r}") for k, v in record.items() if k not in RESERVED
         }
-        user = fill(template, variables, where)
-        if not user.strip():
-            raise PlaygroundError(f"{where}: the prompt is empty (template {template!r})")
         system = record.get("system")
         system = None if system in (None, "") else _text(system, f"{where}, column 'system'")
-        rows.append(PromptRow(i, variables, user, system, _history(record.get("history"), where)))
+        rows.append(PromptRow(i, variables, "", system, _history(record.get("history"), where)))
     return rows
 
 

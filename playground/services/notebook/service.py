@@ -37,6 +37,7 @@ from playground.services.notebook.grid import (
     PreparedCell,
     cache_key,
 )
+from playground.services.notebook.stored import stored_grid
 from playground.store.db import Store
 from playground.store.models import NotebookCell, utcnow
 
@@ -98,13 +99,15 @@ class NotebookService:
         cancel: threading.Event | None = None,
         progress: Progress | None = None,
     ) -> Iterator[GridUpdate]:
-        """Run the grid model by model; yield the whole grid whenever cells change (throttled)."""
+        """Run the grid model by model; yield the whole grid whenever cells change (throttled; a
+        running cell's text streams)."""
         presets = self.validate(request)
         cancel = cancel or threading.Event()
         samples = int(request.samples)
         conversation_id = self.store.new_conversation("notebook", list(request.presets), session_id)
+        budgets = {p.name: self.cell_params(p, request, 0).max_new_tokens for p in presets}
         cells = [
-            Cell(row=r.index, model=m, sample=k, preset=p.name)
+            Cell(row=r.index, model=m, sample=k, preset=p.name, budget=budgets[p.name])
             for r in request.rows
             for m, p in enumerate(presets)
             for k in range(samples)
@@ -119,6 +122,8 @@ class NotebookService:
                 mine = [c for c in cells if c.model == m]
                 if cancel.is_set():
                     break
+                grid.phase = f"loading {preset.display_name}…"
+                yield grid
                 try:
                     for _ in self._run_model(grid, preset, request, mine, cancel, progress):
                         grid.elapsed_s = time.perf_counter() - started
@@ -133,7 +138,8 @@ class NotebookService:
         for cell in cells:
             if not cell.finished:
                 cell.status = "not run"
-        grid.elapsed_s, grid.finished = time.perf_counter() - started, True
+        grid.elapsed_s, grid.finished, grid.phase = time.perf_counter() - started, True, ""
+        grid.stopped = cancel.is_set()
         yield grid
 
     def _run_model(self, grid, preset, request, cells, cancel, progress) -> Iterator[None]:
@@ -145,9 +151,13 @@ class NotebookService:
             if not todo:
                 return
             ran_at, last = utcnow(), 0.0
+            grid.phase = f"{preset.display_name}: generating {len(todo)} cell{'s' if len(todo) > 1 else ''}"
+            began, counted = None, grid.stream_s  # speed is measured from the first token on
             events = model.stream([item.generation for item in todo], cancel)
             with closing(events):
                 for event in events:
+                    began = began or time.perf_counter()
+                    grid.stream_s = counted + time.perf_counter() - began
                     item = todo[event.index]
                     cell = item.cell
                     cell.status, cell.text, cell.stats = "running", event.text, event.stats.as_dict()
@@ -248,6 +258,18 @@ class NotebookService:
         system = row.system if row.system is not None else preset.system_prompt
         ran = ran or Ran(params=self.cell_params(preset, request, cell.sample))
         self._save(grid, request, preset, cell, ran, system, utcnow())
+
+    def load(self, conversation_id: str | None, session_id: str | None) -> GridUpdate | None:
+        """A stored grid run of ``session_id``, as it was left (for a page that reloads); None if there
+        is no such run of that session. Cells that never ran (nothing stored) are "not run"."""
+        row = self.store.conversation(conversation_id) if conversation_id else None
+        if row is None or row.mode != "notebook" or row.session_id != session_id:
+            return None
+        return stored_grid(row, self.store.notebook_cells(conversation_id))
+
+    def ratings_of(self, grid: GridUpdate) -> dict[int, tuple[int | None, int | None]]:
+        """The latest 👍/👎 and 1–5 score of each stored cell of a grid, by turn id."""
+        return self.store.latest_feedback([c.turn_id for c in grid.cells if c.turn_id is not None])
 
     def export(self, conversation_id: str, fmt: str, path: Path) -> Path:
         """A grid run as ``csv`` or ``jsonl`` (one record per cell) written to ``path``."""
