@@ -132,8 +132,8 @@ def test_send_stop_regenerate_undo_send_keeps_the_conversation(live_app, service
         box.fill("Write a very long story about a dragon.")
         page.locator("#compare-send").click()
         page.wait_for_function(
-            "() => [...document.querySelectorAll('#chat-0 .bot')].length == 2 &&"
-            " document.querySelectorAll('#chat-0 .bot')[1].innerText.trim().length > 3",
+            "() => ['#chat-0', '#chat-1'].every(c => document.querySelectorAll(`${c} .bot`).length == 2 &&"
+            " document.querySelectorAll(`${c} .bot`)[1].innerText.trim().length > 3)",
             timeout=300_000,
         )
         page.locator("#compare-stop").click()

@@ -73,3 +73,19 @@ def test_presets_and_render_prompt_endpoints(live_app):
             None,
             api_name="/render_prompt",
         )
+
+
+def test_the_list_names_files_relative_to_their_folder_and_the_quantisation_applied(services, hub):
+    """No server paths; a GPTQ checkpoint's quantisation is read from its config in the (offline) Hub
+    cache, or from its branch name, not the preset's ``quantization: none``."""
+    from playground.services.presets import applied_quantization
+
+    listed = {p["name"]: p for p in services.presets.list()}
+    assert listed["llama-65b-instruct"]["source"] == "llama-65b-instruct.yaml"
+    assert all("/" not in p["source"] for p in listed.values() if not p["user_preset"])
+    gptq = services.registry.get("tulu-7b-gptq")
+    assert gptq.model.quantization == "none"
+    assert listed["tulu-7b-gptq"]["applied_quantization"] == "GPTQ 4-bit, group 128"  # its main branch
+    assert applied_quantization(gptq.model, "gptq-4bit-32g-actorder_True") == "GPTQ 4-bit, group 32, act-order"
+    assert applied_quantization(gptq.model, "gptq-8bit-128g-actorder_False") == "GPTQ 8-bit, group 128"
+    assert listed["smollm2-135m-instruct"]["applied_quantization"] == "none"
