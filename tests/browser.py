@@ -1,7 +1,12 @@
-"""Headless Debian Chromium through Playwright (``playwright install`` cannot download browsers here)."""
+"""Headless Debian Chromium through Playwright (``playwright install`` cannot download browsers here).
+
+One Chromium per test process, started at the first page and closed at exit: every ``chromium_page``
+is a fresh browser context (its own cookies and local storage, as a new browser profile), so tests
+stay apart without paying a browser launch each."""
 
 from __future__ import annotations
 
+import atexit
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -17,23 +22,42 @@ FLAGS = [
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
 
+_SHARED: dict = {}  # the process's one Playwright and Chromium
+
+
+def shared_browser():
+    if "browser" not in _SHARED:
+        from playwright.sync_api import sync_playwright
+
+        if not Path(CHROMIUM).exists():
+            raise RuntimeError(
+                f"{CHROMIUM} is missing: `apt-get install -y chromium` (the Makefile's test target does it)"
+            )
+        playwright = sync_playwright().start()
+        _SHARED["playwright"] = playwright
+        _SHARED["browser"] = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        atexit.register(_close)
+    return _SHARED["browser"]
+
+
+def _close() -> None:
+    browser, playwright = _SHARED.pop("browser", None), _SHARED.pop("playwright", None)
+    if browser is not None:
+        browser.close()
+    if playwright is not None:
+        playwright.stop()
+
+
 @contextmanager
 def chromium_page(url: str, width: int = 1600, height: int = 1000):
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        raise RuntimeError(
-            f"{CHROMIUM} is missing: `apt-get install -y chromium` (the Makefile's test target does it)"
-        )
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        try:
-            page = browser.new_page(viewport={"width": width, "height": height})
-            page.goto(url)
-            page.wait_for_selector("#compare-prompt", timeout=60_000)
-            yield page
-        finally:
-            browser.close()
+    context = shared_browser().new_context(viewport={"width": width, "height": height})
+    try:
+        page = context.new_page()
+        page.goto(url)
+        page.wait_for_selector("#compare-prompt", timeout=60_000)
+        yield page
+    finally:
+        context.close()
 
 
 def screenshot(page, name: str) -> Path:

@@ -256,3 +256,21 @@ def test_native_greedy_tokens_and_logits_are_the_reference_implementations(arch)
         with torch.inference_mode():
             last = runner.forward([], [long, short])[0]
         torch.testing.assert_close(last, data["long_logits"][0, -1], **STRICT)
+
+
+def test_a_probe_is_remembered_for_the_same_model_machine_and_code(tiny, services, tmp_path):
+    from playground.engine.backends.local import LocalBackend
+    from playground.engine.generation.probe import ProbeRecord
+
+    record = tmp_path / "probes.json"
+    first = LocalBackend(services.cache, 8, ProbeRecord(record))
+    first.engine(tiny)
+    proven = first.probe_result(tiny.request)
+    assert record.is_file() and "remembered" not in proven.reason
+    again = LocalBackend(services.cache, 8, ProbeRecord(record))
+    again.engine(tiny)
+    remembered = again.probe_result(tiny.request)
+    assert remembered.layout == proven.layout and "remembered from an earlier probe" in remembered.reason
+    other_rows = LocalBackend(services.cache, 4, ProbeRecord(record))  # another key: probed anew
+    other_rows.engine(tiny)
+    assert "remembered" not in other_rows.probe_result(tiny.request).reason

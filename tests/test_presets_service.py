@@ -73,3 +73,22 @@ def test_presets_and_render_prompt_endpoints(live_app):
             None,
             api_name="/render_prompt",
         )
+
+
+def test_presets_say_how_each_model_is_batched_here_once_probed(services, smollm, live_app):
+    """The probe's verdict per model, in the service and in /presets: not checked before first use,
+    then the layout and why (here the embedded model batches reproducibly or says it does not)."""
+    presets = {p["name"]: p for p in services.presets.list()}
+    assert (
+        presets["smollm2-135m-instruct"]["batching"] is None or presets["smollm2-135m-instruct"]["batching"]
+    )
+    services.chat.backends.machine.engine(smollm)  # what the first answer does
+    for listing in (services.presets.list(), Client(live_app, verbose=False).predict(api_name="/presets")):
+        batching = {p["name"]: p["batching"] for p in listing}
+        verdict = batching["smollm2-135m-instruct"]
+        assert verdict == batching["smollm2-135m-instruct-greedy"]  # one model, one verdict
+        assert verdict["layout"] in ("packed", "fixed", "single") and verdict["summary"]
+        if verdict["batched"]:
+            assert "same text alone or batched" in verdict["summary"]
+        else:
+            assert "one answer at a time: answers are reproducible" in verdict["summary"]
