@@ -176,7 +176,7 @@ def probe(model, tokenizer, rows: int) -> ProbeResult:
 def probe_prompts(tokenizer, count: int) -> list[list[int]]:
     """Token ids of ``count`` prompts with lengths around bucket boundaries (some cross one while decoding)."""
     vocab = min(len(tokenizer), 30000)
-    lengths = [BUCKET - 2, 5, BUCKET - 1, 2 * BUCKET + 3, 17, BUCKET, 1, 40]
+    lengths = [BUCKET - 2, 5, BUCKET - 1, 33, 17, BUCKET, 1, 40]
     prompts = []
     for i in range(count):
         n = lengths[i % len(lengths)] + (i // len(lengths))
