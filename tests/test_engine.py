@@ -236,7 +236,7 @@ def test_native_greedy_tokens_and_logits_are_the_reference_implementations(arch)
     want = data["generate_output_ids"][0, len(prompt) :].tolist()
     runner = PackedRunner(model, Layout("packed", 4))
     rows = [RowState(prompt, slot=0), RowState(data["input_ids"][1].tolist(), slot=1)]
-    runner.reserve(len(prompt) + len(want) + 2)
+    runner.reserve(len(prompt) + len(want) + 2, 2)
     tokens, chosen_by = [], []
     with torch.inference_mode():
         logits = runner.forward([], rows)
@@ -252,7 +252,7 @@ def test_native_greedy_tokens_and_logits_are_the_reference_implementations(arch)
         long = RowState(data["long_input_ids"][0].tolist(), slot=0)
         short = RowState(prompt, slot=1)
         runner = PackedRunner(model, Layout("packed", 4))
-        runner.reserve(64)
+        runner.reserve(64, 2)
         with torch.inference_mode():
             last = runner.forward([], [long, short])[0]
         torch.testing.assert_close(last, data["long_logits"][0, -1], **STRICT)

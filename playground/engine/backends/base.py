@@ -118,9 +118,14 @@ class MachineBackend:
 
     def __init__(self, cache):
         self.cache = cache
+        self._probes: dict = {}  # load request → the engine's ProbeResult for that model here
 
     def label(self, loaded) -> str:
         return loaded.device
+
+    def probe_result(self, request: LoadRequest):
+        """What the start-up probe found for this model on this machine (None: not probed yet)."""
+        return self._probes.get(request)
 
     def waiting_for(
         self, preset: Preset, revision: str | None = None, quantization: str | None = None

@@ -203,7 +203,7 @@ def _run(model, layout: Layout, prompts: list[list[int]], joins: list[int]) -> l
     """Greedy logits of each prompt per step; prompt i starts at step ``joins[i]``. Rows are kept in
     slots 0..n-1 as the engine keeps them."""
     runner = make_runner(model, layout)
-    runner.reserve(max(len(p) for p in prompts) + STEPS + 2)
+    runner.reserve(max(len(p) for p in prompts) + STEPS + 2, len(prompts))
     states = [RowState(list(p)) for p in prompts]
     history: list[list[torch.Tensor]] = [[] for _ in prompts]
     live: list[int] = []
