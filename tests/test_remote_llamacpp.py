@@ -120,6 +120,17 @@ def test_every_served_answer_gets_a_seed_drawn_here_sent_and_stored(llama, servi
     assert again.text == turn.output  # so the stored seed reproduces the answer
 
 
+def test_a_stop_string_is_stop_string_not_the_servers_eos(llama, services, tmp_path):
+    """Stop strings are cut here and never sent, so the server cannot end an answer on one and say
+    "stop" (which reads as its end of sequence): the stored reason says a stop string ended it."""
+    name = remote_preset(
+        services, tmp_path, "llama-stop", llama.url, llama.model, server="llama.cpp", stop=["e"]
+    )
+    final, turn = ask(services, name, text="Describe the sea in one sentence.", max_new_tokens=40)
+    assert turn.finish_reason == "stop_string" and turn.output and "e" not in turn.output, turn.output
+    assert final.finish_reason == "stop_string"
+
+
 def test_the_model_name_is_checked_and_what_the_server_reports_is_recorded(llama, services, tmp_path):
     wrong = remote_preset(services, tmp_path, "llama-wrong", llama.url, "gpt-4o", server="llama.cpp")
     before = last_task(llama)["id_task"]
