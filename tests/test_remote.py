@@ -73,6 +73,20 @@ def test_the_card_template_is_rendered_here_and_streams_from_the_server(server, 
     assert turn.output == final.text and final.stats["completion_tokens"] > 0 and final.stats["ttft_s"] > 0
 
 
+def test_top_k_and_the_rest_reach_transformers_serve_in_its_generation_config(server, services, tmp_path):
+    """transformers serve refuses unknown fields, so top_k travels inside ``generation_config``: top_k 1
+    keeps only the likeliest token, so a hot sampled answer is the greedy one (without it, it is not)."""
+    name = remote_preset(services, tmp_path, "topk", server.url, server.model)
+    question = "Write two sentences about the moon."
+    greedy, _ = ask(services, name, text=question, max_new_tokens=24, do_sample=False, repetition_penalty=1.0)
+    hot = {"do_sample": True, "temperature": 1.5, "top_p": 1.0, "repetition_penalty": 1.0, "seed": 7}
+    top1, conversation = ask(services, name, text=question, max_new_tokens=24, top_k=1, **hot)
+    assert services.store.turns(conversation)[-1].params["top_k"] == 1
+    assert top1[-1].text == greedy[-1].text
+    wide, _ = ask(services, name, text=question, max_new_tokens=24, top_k=0, **hot)
+    assert wide[-1].text != greedy[-1].text  # so top_k 1 was applied, not ignored
+
+
 def test_stop_strings_are_cut_even_across_chunks(server, services, tmp_path):
     name = remote_preset(services, tmp_path, "stops", server.url, server.model)
     # stop strings are never sent: all of them are cut here, the letter "e" too
