@@ -171,10 +171,11 @@ class LoadedSession:
 def render_with(
     preset: Preset, messages: Sequence[Message], system_prompt: str | None, tokenizer=None
 ) -> Rendered:
-    """The preset's template applied to the conversation (``system_prompt`` None: the preset's own)."""
-    from playground.engine.models.templates import chat_messages
+    """The preset's template applied to the conversation (``system_prompt`` None: the conversation's own
+    system message, else the preset's; see ``resolve_system``)."""
+    from playground.engine.models.templates import chat_messages, resolve_system
 
-    system = preset.system_prompt if system_prompt is None else system_prompt
+    system = resolve_system(messages, system_prompt, preset.system_prompt)
     if preset.template.kind == "server":
         import json
 

@@ -22,6 +22,7 @@ from playground.engine.generation.request import GenerationRequest
 from playground.engine.models.cache import ModelCache
 from playground.engine.models.loader import Progress
 from playground.engine.models.presets import Preset
+from playground.engine.models.templates import resolve_system
 from playground.errors import PlaygroundError
 from playground.services.answers.chat import AnswerUpdate, ChatService, Ran, turn_record
 from playground.services.answers.feedback import FeedbackService
@@ -171,7 +172,7 @@ class NotebookService:
         for cell in cells:
             row = rows[cell.row]
             params = self.cell_params(preset, request, cell.sample)
-            system = row.system if row.system is not None else preset.system_prompt
+            system = resolve_system(row.messages(), row.system, preset.system_prompt)
             cell.seed = params.seed
             ran = Ran(params=params, origin=model.origin)
             try:
@@ -245,7 +246,7 @@ class NotebookService:
     def _fail(self, grid, request, preset, cell, message: str, ran: Ran | None = None) -> None:
         cell.status, cell.error, cell.finish_reason, cell.text = "error", message, "error", ""
         row = next(r for r in request.rows if r.index == cell.row)
-        system = row.system if row.system is not None else preset.system_prompt
+        system = resolve_system(row.messages(), row.system, preset.system_prompt)
         ran = ran or Ran(params=self.cell_params(preset, request, cell.sample))
         self._save(grid, request, preset, cell, ran, system, utcnow())
 
