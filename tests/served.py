@@ -131,7 +131,7 @@ class LlamaCppServer(Process):
 
 
 def remote_preset(
-    services, tmp_path: Path, name: str, url: str, model: str, server: str = "transformers", **fields
+    services, tmp_path: Path, name: str, url: str, served: str, server: str = "transformers", **fields
 ) -> str:
     """Write a user preset for the served SmolLM2 (its card's ChatML template) and register it."""
     local = services.registry.get("smollm2-135m-instruct-greedy")
@@ -141,7 +141,7 @@ def remote_preset(
             "id": SMOL_REPO,
             "backend": "openai-compatible",
             "base_url": url,
-            "served_model": model,
+            "served_model": served,
             "server": server,
         },
         "template": dict(CHATML),

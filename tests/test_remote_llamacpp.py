@@ -191,7 +191,16 @@ def test_a_server_killed_mid_answer_and_a_cut_off_grid_never_cached(
     doomed = LlamaCppServer(parallel=4)
     port = doomed.port
     try:
-        name = remote_preset(services, tmp_path, "llama-doomed", doomed.url, doomed.model, server="llama.cpp")
+        # a repo id no test has loaded a tokenizer for (the session's backend remembers those it found)
+        name = remote_preset(
+            services,
+            tmp_path,
+            "llama-doomed",
+            doomed.url,
+            doomed.model,
+            server="llama.cpp",
+            model={"id": "nobody/never-downloaded"},
+        )
         rows = build_rows(
             [{"prompt": f"Write a long story about a {w}."} for w in ("dragon", "ship", "city")]
         )
