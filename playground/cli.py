@@ -26,20 +26,21 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_args(argv)
     try:
         services = build_services(settings)
+        if settings.backend == "local":  # the first answer should not pay for loading and probing
+            services.warmup.start(services.chat.backends, services.registry, settings.columns)
+        from playground.ui.app import CSS, build_app  # Gradio's import and the page build overlap the warm-up
+
+        demo = build_app(services)  # refused when an endpoint has no access rule
     except PlaygroundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if settings.backend == "local":  # the first answer should not pay for loading and probing
-        services.warmup.start(services.chat.backends, services.registry, settings.columns)
-    from playground.ui.app import CSS, build_app  # Gradio's import and the page build overlap the warm-up
-
     auth = tuple(settings.auth.split(":", 1)) if settings.auth else None
     if settings.share and not auth:
         print(
             "warning: --share without --auth makes the playground public to anyone with the link",
             file=sys.stderr,
         )
-    build_app(services).launch(
+    demo.launch(
         server_name=settings.host, server_port=settings.port, share=settings.share, auth=auth, css=CSS
     )
     return 0

@@ -20,6 +20,7 @@ from playground.engine.models.footprint import estimate_bytes
 from playground.engine.models.loader import LoadRequest
 from playground.engine.models.presets import PresetRegistry
 from playground.errors import PlaygroundError
+from playground.services.access import Ownership
 from playground.services.answers.arena import ArenaService
 from playground.services.answers.chat import ChatService
 from playground.services.answers.compare import CompareService
@@ -54,6 +55,7 @@ class Services:
     replay: ReplayService
     warmup: Warmup  # the default model loaded and probed in the background at start-up
     data: DataService  # stored conversations out as files
+    access: Ownership  # who made what: the access rules of a public deployment ask it
 
 
 def check_zerogpu_fit(registry: PresetRegistry, device: DeviceInfo, slot_bytes: int = SLOT_BYTES) -> None:
@@ -123,7 +125,7 @@ def build_services(settings: Settings) -> Services:
     backends = Backends(machine, RemoteBackend())
     chat = ChatService(registry, cache, store, backends, settings.limits)
     compare = CompareService(chat, store)
-    feedback = FeedbackService(store)
+    feedback = FeedbackService(store, settings.limits)
     leaderboard = LeaderboardService(
         store,
         registry,
@@ -153,4 +155,5 @@ def build_services(settings: Settings) -> Services:
         replay=ReplayService(chat),
         warmup=Warmup(),
         data=DataService(store),
+        access=Ownership(store),
     )

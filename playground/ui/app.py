@@ -6,6 +6,7 @@ import gradio as gr
 
 from playground import __version__
 from playground.container import Services
+from playground.ui.access import Guard, check_rules
 from playground.ui.api import register_api
 from playground.ui.arena_api import register_arena_api
 from playground.ui.arena_tab import build_arena_tab
@@ -29,7 +30,10 @@ def build_app(services: Services) -> gr.Blocks:
         )
         warming = gr.Markdown(_warm_status(services), elem_id="warm-up", visible=bool(_warm_status(services)))
         timer = gr.Timer(1.0, active=not services.warmup.ready.is_set())
-        timer.tick(lambda: _warm_update(services), outputs=[warming, timer], api_visibility="private")
+        guard = Guard(services)
+        timer.tick(
+            guard.anyone(lambda: _warm_update(services)), outputs=[warming, timer], api_visibility="private"
+        )
         # public API endpoints first, so their stable names win over the tabs' private handlers
         register_api(services)
         register_arena_api(services)
@@ -50,6 +54,7 @@ def build_app(services: Services) -> gr.Blocks:
             with gr.Tab("Presets", id="presets") as presets_tab:
                 build_presets_tab(services, [*dropdowns, notebook_models], shown_on=[presets_tab.select])
         demo.load(*arena.on_load, api_visibility="private")
+    check_rules(demo)  # an endpoint or event without an access rule: the app does not start
     demo.queue(default_concurrency_limit=8)
     _calm_queue_polling(demo)
     return demo

@@ -13,6 +13,7 @@ import gradio as gr
 
 from playground.container import Services
 from playground.services.answers.arena import SIDES, ArenaView, Reveal
+from playground.ui.access import Guard
 from playground.ui.common import GENERATION, generation_slot, user_errors, visitor
 from playground.ui.rating import RatingPanel
 
@@ -124,24 +125,27 @@ def build_arena_tab(services: Services) -> ArenaTab:
         if battle_id:
             arena.stop(battle_id, request.session_hash)
 
+    guard = Guard(services)  # access rules (ui/access.py): the battle id comes from the page's storage
     send_outputs = [*chats, battle, prompt, *vote_btns, status]
     limit = services.settings.limits.total_generations
     generating = dict(api_visibility="private", concurrency_id=GENERATION, concurrency_limit=limit)
+    playing = dict(battle="battle_id", action="play it")  # no id yet: a new battle
     sending = [
-        send_btn.click(send, [prompt, battle], send_outputs, **generating),
-        prompt.submit(send, [prompt, battle], send_outputs, **generating),
+        send_btn.click(guard.owner(send, **playing), [prompt, battle], send_outputs, **generating),
+        prompt.submit(guard.owner(send, **playing), [prompt, battle], send_outputs, **generating),
     ]
     new_btn.click(  # cancels a running send, so its last update cannot land in the new battle
-        new_battle,
+        guard.anyone(new_battle),
         [battle],
         [*chats, battle, prompt, send_btn, *vote_btns, status],
         cancels=sending,
         api_visibility="private",
     )
-    stop_btn.click(user_errors(stop), [battle], None, api_visibility="private")
+    stop_it = guard.owner(user_errors(stop), battle="battle_id", action="stop it")
+    stop_btn.click(stop_it, [battle], None, api_visibility="private")
     for btn, (_, outcome, _) in zip(vote_btns, VOTES, strict=True):
         btn.click(
-            _bind(vote, outcome),
+            guard.owner(_bind(vote, outcome), battle="battle_id", action="vote on it"),
             [battle, voted],
             [*chats, prompt, send_btn, *vote_btns, status, voted],
             api_visibility="private",
@@ -156,4 +160,6 @@ def build_arena_tab(services: Services) -> ArenaTab:
         view = arena.view(battle_id, request.session_hash)
         return [*view.chats, battle_id, *voting(view.can_vote), status_line(view)]
 
-    return ArenaTab(voted=voted, on_load=(resume, [battle], [*chats, battle, *vote_btns, status]))
+    # anyone: it shows the caller's own battle only, and forgets an id that is another session's
+    on_load = (guard.anyone(resume), [battle], [*chats, battle, *vote_btns, status])
+    return ArenaTab(voted=voted, on_load=on_load)

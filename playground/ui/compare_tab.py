@@ -9,6 +9,7 @@ import gradio as gr
 from playground.container import Services
 from playground.services.answers.chat import AnswerRequest
 from playground.services.answers.chat import messages_from as parse_messages
+from playground.ui.access import Guard
 from playground.ui.common import (
     GENERATION,
     ParamWidgets,
@@ -233,6 +234,8 @@ def build_compare_tab(services: Services) -> list[gr.Dropdown]:
         preset = registry.get(name)
         return [card_line(preset), preset.system_prompt, *ParamWidgets.updates(preset.params)]
 
+    # access rules (ui/access.py): what these events act on is this tab's own session state
+    guard = Guard(services)
     # "multiple": a message sent while a round streams is not dropped; it stops that round and
     # starts its own (RunRegistry.start), and the superseded round leaves the columns to it.
     send_args = dict(
@@ -243,10 +246,10 @@ def build_compare_tab(services: Services) -> list[gr.Dropdown]:
         concurrency_id=GENERATION,
         concurrency_limit=services.settings.limits.total_generations,
     )
-    send_event = send_btn.click(send, **send_args)
-    submit_event = prompt.submit(send, **send_args)
+    send_event = send_btn.click(guard.owner(send), **send_args)
+    submit_event = prompt.submit(guard.owner(send), **send_args)
     regen_event = regen_btn.click(
-        regenerate,
+        guard.owner(regenerate),
         inputs=[state, ncols, *all_inputs],
         outputs=stream_outputs,
         api_visibility="private",
@@ -254,11 +257,17 @@ def build_compare_tab(services: Services) -> list[gr.Dropdown]:
         concurrency_limit=services.settings.limits.total_generations,
     )
     stop_btn.click(
-        stop_columns, None, None, cancels=[send_event, submit_event, regen_event], api_visibility="private"
+        guard.owner(stop_columns),
+        None,
+        None,
+        cancels=[send_event, submit_event, regen_event],
+        api_visibility="private",
     )
-    undo_btn.click(undo, [state, ncols], [*(c.chatbot for c in columns), state], api_visibility="private")
+    undo_btn.click(
+        guard.owner(undo), [state, ncols], [*(c.chatbot for c in columns), state], api_visibility="private"
+    )
     clear_btn.click(
-        clear,
+        guard.owner(clear),
         None,
         [*(c.chatbot for c in columns), *(c.stats for c in columns), state, vote_status],
         api_visibility="private",
@@ -275,13 +284,15 @@ def build_compare_tab(services: Services) -> list[gr.Dropdown]:
         (tie_btn, "tie"),
         (bad_btn, "all_bad"),
     ]:
-        btn.click(bind_vote(outcome), [state, ncols], [vote_status, state], api_visibility="private")
+        btn.click(
+            guard.owner(bind_vote(outcome)), [state, ncols], [vote_status, state], api_visibility="private"
+        )
     resize_outputs = [ncols, *(c.box for c in columns), *best_btns, bad_btn]
-    add_btn.click(lambda n: resize(n, +1), [ncols], resize_outputs, api_visibility="private")
-    remove_btn.click(lambda n: resize(n, -1), [ncols], resize_outputs, api_visibility="private")
+    add_btn.click(guard.anyone(lambda n: resize(n, +1)), [ncols], resize_outputs, api_visibility="private")
+    remove_btn.click(guard.anyone(lambda n: resize(n, -1)), [ncols], resize_outputs, api_visibility="private")
     for i, col in enumerate(columns):
         col.preset.change(
-            choose_preset,
+            guard.anyone(choose_preset),
             [col.preset],
             [col.card, col.system, *col.params.components()],
             api_visibility="private",

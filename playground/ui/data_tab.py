@@ -29,9 +29,11 @@ from playground.services.data.export import (
     ExportFilter,
     check_format,
 )
+from playground.ui.access import Guard
 from playground.ui.common import GENERATION, generation_slot, user_errors
 
 CLOSED = "data export and replay are turned off on this public deployment (start the app with --open-data)"
+OFF = "data export and replay"  # what the access rule names when it refuses
 
 
 def register_data_api(services: Services) -> None:
@@ -45,7 +47,12 @@ def register_data_api(services: Services) -> None:
         yield services.replay.replay(int(turn_id)).as_json()
 
     limit = services.settings.limits.total_generations
-    gr.api(replay, api_name="replay", concurrency_id=GENERATION, concurrency_limit=limit)
+    gr.api(
+        Guard(services).nobody(replay, OFF, unless="open_data"),
+        api_name="replay",
+        concurrency_id=GENERATION,
+        concurrency_limit=limit,
+    )
 
 
 def replay_text(result: ReplayResult) -> str:
@@ -144,9 +151,15 @@ def build_data_tab(services: Services) -> None:
         yield "Replaying…"
         yield replay_text(services.replay.replay(int(turn_id)))
 
-    export_btn.click(export, [fmt, since, mode, options], [download, export_status], api_name="export")
+    guard = Guard(services)
+    export_btn.click(
+        guard.nobody(export, OFF, unless="open_data"),
+        [fmt, since, mode, options],
+        [download, export_status],
+        api_name="export",
+    )
     replay_btn.click(
-        replay,
+        guard.nobody(replay, OFF, unless="open_data"),
         [turn],
         [replayed],
         api_visibility="private",

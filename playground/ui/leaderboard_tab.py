@@ -12,6 +12,7 @@ import pandas as pd
 
 from playground.container import Services
 from playground.services.leaderboard.service import LeaderboardFilters, LeaderboardResult
+from playground.ui.access import Guard
 from playground.ui.common import user_errors
 
 PROVISIONAL = "⚠ provisional"
@@ -182,7 +183,7 @@ def build_leaderboard_tab(services: Services, refresh_on: list) -> None:
             since.change,
             until.change,
         ],
-        refresh,
+        Guard(services).anyone(refresh),
         [include_compare, include_leaked, style_control, since, until],
         [summary, table, ratings_plot, heatmap],
         api_visibility="private",

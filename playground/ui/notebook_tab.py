@@ -21,6 +21,7 @@ from playground.services.notebook.prompts import (
     records_table,
     table_records,
 )
+from playground.ui.access import Guard
 from playground.ui.common import GENERATION, generation_slot, preset_choices, session_key, user_errors
 from playground.ui.notebook_view import grid_frame, progress_html, row_detail
 
@@ -253,7 +254,14 @@ def build_notebook_tab(services: Services) -> gr.Dropdown:
 
     @user_errors
     def rate(
-        st: dict, sample: str, thumb_choice: str, chosen_reasons, score_choice, text: str, diff_only: bool
+        st: dict,
+        sample: str,
+        thumb_choice: str,
+        chosen_reasons,
+        score_choice,
+        text: str,
+        diff_only: bool,
+        request: gr.Request,
     ):
         grid = st["grid"]
         if grid is None or st["selected"] is None:
@@ -275,8 +283,9 @@ def build_notebook_tab(services: Services) -> gr.Dropdown:
             *export_files(st),
         )
 
+    guard = Guard(services)  # access rules (ui/access.py); the grid is this session's own state
     run_btn.click(
-        run,
+        guard.anyone(run),
         [table, template, models, samples, seed, max_new, overrides, only_diff, state],
         [grid_table, progress, state, csv_btn, jsonl_btn],
         api_visibility="private",
@@ -286,14 +295,18 @@ def build_notebook_tab(services: Services) -> gr.Dropdown:
     )
     # Stop sets the run's cancel event (no ``cancels=``): the run ends itself, stores what finished and
     # the stopped cells, and still delivers the export files.
-    stop_btn.click(stop, None, None, api_visibility="private")
-    upload.upload(on_upload, [upload], [table, load_status], api_visibility="private")
-    paste_btn.click(on_paste, [pasted, paste_kind], [table, load_status], api_visibility="private")
-    only_diff.change(refilter, [only_diff, state], [grid_table], api_visibility="private")
-    grid_table.select(select, [state], [detail, chosen, sample_pick, state], api_visibility="private")
-    thumb.change(thumb_reasons, [thumb], [reasons], api_visibility="private")
+    stop_btn.click(guard.owner(stop), None, None, api_visibility="private")
+    upload.upload(guard.anyone(on_upload), [upload], [table, load_status], api_visibility="private")
+    paste_btn.click(
+        guard.anyone(on_paste), [pasted, paste_kind], [table, load_status], api_visibility="private"
+    )
+    only_diff.change(guard.anyone(refilter), [only_diff, state], [grid_table], api_visibility="private")
+    grid_table.select(
+        guard.anyone(select), [state], [detail, chosen, sample_pick, state], api_visibility="private"
+    )
+    thumb.change(guard.anyone(thumb_reasons), [thumb], [reasons], api_visibility="private")
     rate_btn.click(
-        rate,
+        guard.owner(rate, spends="ratings"),
         [state, sample_pick, thumb, reasons, score, comment, only_diff],
         [rate_status, grid_table, state, csv_btn, jsonl_btn],
         api_visibility="private",

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import gradio as gr
 
 from playground.services.answers.feedback import reasons_for
-from playground.ui.common import user_errors
+from playground.ui.access import Guard
+from playground.ui.common import session_id, user_errors
 
 
 @dataclass
@@ -32,12 +33,14 @@ class RatingPanel:
         panel = cls(services, box, title, reasons, comment, save, current)
 
         @user_errors
-        def save_reasons(rating: dict | None, chosen: list[str], text: str):
+        def save_reasons(rating: dict | None, chosen: list[str], text: str, request: gr.Request):
             if not rating:
                 raise gr.Error("rate an answer first (👍 / 👎 under it)")
             services.feedback.explain(rating["id"], rating["value"], chosen, text)
             return gr.update(visible=False), None, "✅ Rating saved with your reasons."
 
+        # the rating it explains is the one this session just gave (kept in its server-side state)
+        save_reasons = Guard(services).owner(save_reasons, spends="ratings")
         save.click(save_reasons, [current, reasons, comment], [box, current, title], api_visibility="private")
         return panel
 
@@ -45,13 +48,13 @@ class RatingPanel:
         services = self.services
 
         @user_errors
-        def on_like(st: dict, data: gr.LikeData):
+        def on_like(st: dict, data: gr.LikeData, request: gr.Request):
             value = {True: 1, "Like": 1, False: -1, "Dislike": -1}.get(data.liked)
             index = data.index[0] if isinstance(data.index, list | tuple) else data.index
             turn_ids = turn_ids_of(st)
             if value is None or index is None or index // 2 >= len(turn_ids) or turn_ids[index // 2] is None:
                 return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
-            rating_id = services.feedback.rate(turn_ids[index // 2], value)
+            rating_id = services.feedback.rate(turn_ids[index // 2], value, session=session_id(request))
             word = "Liked" if value > 0 else "Disliked"
             return (
                 {"id": rating_id, "value": value},
@@ -61,8 +64,8 @@ class RatingPanel:
                 "",
             )
 
-        chatbot.like(
-            on_like,
+        chatbot.like(  # the answer is checked to be this session's (an arena battle's id comes from the page)
+            Guard(services).owner(on_like, spends="ratings"),
             [state],
             [self.current, self.box, self.title, self.reasons, self.comment],
             api_visibility="private",

@@ -13,7 +13,7 @@ from playground.engine.generation.request import GenerationRequest
 from playground.engine.models.presets import Preset
 from playground.services.notebook.prompts import PromptRow
 
-MAX_MODELS, MAX_SAMPLES, MAX_CELLS = 8, 8, 4000
+MAX_MODELS, MAX_SAMPLES = 8, 8
 
 
 @dataclass

@@ -29,7 +29,6 @@ from playground.services.answers.feedback import FeedbackService
 from playground.services.answers.limits import check_text
 from playground.services.notebook.export import write_export
 from playground.services.notebook.grid import (
-    MAX_CELLS,
     MAX_MODELS,
     MAX_SAMPLES,
     Cell,
@@ -68,8 +67,12 @@ class NotebookService:
             for message in row.messages():
                 check_text(message.content, f"row {row.index + 1}'s {message.role} message", self.chat.limits)
         cells = len(request.rows) * len(request.presets) * request.samples
-        if cells > MAX_CELLS:
-            raise PlaygroundError(f"the grid has {cells} cells; at most {MAX_CELLS} run at once")
+        most = self.chat.limits.max_grid_cells
+        if cells > most:
+            raise PlaygroundError(
+                f"the grid has {cells:,} cells ({len(request.rows)} rows × {len(request.presets)} models × "
+                f"{request.samples} samples); at most {most:,} run at once here (--max-grid-cells)"
+            )
         unknown = set(request.params) - set(request.presets)
         if unknown:
             raise PlaygroundError(f"parameter overrides name preset(s) not in the grid: {sorted(unknown)}")
@@ -262,6 +265,7 @@ class NotebookService:
         """👍 (1) / 👎 (-1) with reasons, and/or a 1–5 score; the comment goes with whichever is given."""
         if value in (None, 0) and score in (None, 0):
             raise PlaygroundError("rate the cell with 👍/👎 (value 1 or -1), a score from 1 to 5, or both")
+        self.feedback.check_comment(comment)
         result = {}
         if value not in (None, 0):
             result["rating_id"] = self.feedback.rate(int(turn_id), int(value), list(reasons or []), comment)
