@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     if settings.backend == "local":  # the first answer should not pay for loading and probing
         services.warmup.start(services.chat.backends, services.registry, settings.columns)
     from playground.ui.app import CSS, build_app  # Gradio's import and the page build overlap the warm-up
+
     auth = tuple(settings.auth.split(":", 1)) if settings.auth else None
     if settings.share and not auth:
         print(

@@ -29,6 +29,7 @@ from playground.services.answers.replay import ReplayService
 from playground.services.answers.runs import RunRegistry
 from playground.services.data.service import DataService
 from playground.services.leaderboard.service import LeaderboardService
+from playground.services.notebook.saved import SavedNotebooks
 from playground.services.notebook.service import NotebookService
 from playground.services.presets import PresetService
 from playground.services.warmup import Warmup
@@ -50,6 +51,7 @@ class Services:
     arena: ArenaService
     leaderboard: LeaderboardService
     notebook: NotebookService
+    saved: SavedNotebooks  # saved notebooks, their versions, checks and judge
     gate: Gate  # per-visitor limits on concurrent generations and votes
     replay: ReplayService
     warmup: Warmup  # the default model loaded and probed in the background at start-up
@@ -132,6 +134,7 @@ def build_services(settings: Settings) -> Services:
         min_battles=settings.leaderboard_min_battles,
         style_control=settings.style_control,
     )
+    notebook = NotebookService(chat, store, feedback)
     # the first leaderboard reads every voted answer (~2 s for 200k): done now, off the request path
     threading.Thread(target=_warm_up, args=(leaderboard,), daemon=True, name="leaderboard-warm-up").start()
     return Services(
@@ -148,7 +151,8 @@ def build_services(settings: Settings) -> Services:
         runs=RunRegistry(),
         arena=ArenaService(registry, compare, store, settings.arena_pool, settings.arena_weights),
         leaderboard=leaderboard,
-        notebook=NotebookService(chat, store, feedback),
+        notebook=notebook,
+        saved=SavedNotebooks(notebook, public=settings.public, allow_python=settings.open_data),
         gate=Gate(settings.limits),
         replay=ReplayService(chat),
         warmup=Warmup(),

@@ -78,6 +78,12 @@ class Settings:
     limits: Limits = field(default_factory=Limits)  # abuse limits for public and shared use
     open_data: bool = True  # the Data tab (export, replay) and /replay; off by default on a Space or --share
 
+    @property
+    def public(self) -> bool:
+        """Reachable by strangers (a Space or a --share link): saved notebooks are then editable only by
+        the visitor that created them."""
+        return self.share or bool(os.environ.get("SPACE_ID"))
+
     @classmethod
     def from_args(cls, argv: list[str] | None = None) -> Settings:
         d = cls()
