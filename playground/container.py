@@ -28,6 +28,7 @@ from playground.services.answers.limits import Gate
 from playground.services.answers.replay import ReplayService
 from playground.services.answers.runs import RunRegistry
 from playground.services.data.service import DataService
+from playground.services.leaderboard.judge_board import JudgeBoard
 from playground.services.leaderboard.service import LeaderboardService
 from playground.services.notebook.saved import SavedNotebooks
 from playground.services.notebook.service import NotebookService
@@ -50,6 +51,7 @@ class Services:
     runs: RunRegistry
     arena: ArenaService
     leaderboard: LeaderboardService
+    judge_board: JudgeBoard  # the LLM judge's ranking and its agreement with people (never from votes)
     notebook: NotebookService
     saved: SavedNotebooks  # saved notebooks, their versions, checks and judge
     gate: Gate  # per-visitor limits on concurrent generations and votes
@@ -151,6 +153,13 @@ def build_services(settings: Settings) -> Services:
         runs=RunRegistry(),
         arena=ArenaService(registry, compare, store, settings.arena_pool, settings.arena_weights),
         leaderboard=leaderboard,
+        judge_board=JudgeBoard(
+            store,
+            registry,
+            settings.bootstrap_rounds,
+            l2=leaderboard.l2,
+            min_battles=settings.leaderboard_min_battles,
+        ),
         notebook=notebook,
         saved=SavedNotebooks(notebook, public=settings.public, allow_python=settings.open_data),
         gate=Gate(settings.limits),

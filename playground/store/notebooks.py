@@ -6,7 +6,7 @@ from sqlalchemy import delete, func, select
 
 from playground.errors import PlaygroundError
 from playground.store.db import Store
-from playground.store.models import JudgeVerdict, Notebook, NotebookRun, utcnow
+from playground.store.models import JudgeVerdict, Notebook, NotebookRun, Rating, Score, utcnow
 
 
 class NotebookStore:
@@ -83,3 +83,17 @@ class NotebookStore:
             query = query.where(JudgeVerdict.kind == kind)
         with self.store.session() as s:
             return list(s.scalars(query))
+
+    def latest_ratings(self, turn_ids: set[int]) -> tuple[dict[int, int], dict[int, int]]:
+        """The latest 1–5 score and the latest 👍/👎 (1/-1) of each of these answers that has one."""
+        scores: dict[int, int] = {}
+        thumbs: dict[int, int] = {}
+        ids = sorted(turn_ids)
+        with self.store.session() as s:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                for row in s.scalars(select(Score).where(Score.turn_id.in_(chunk)).order_by(Score.id)):
+                    scores[row.turn_id] = row.score
+                for row in s.scalars(select(Rating).where(Rating.turn_id.in_(chunk)).order_by(Rating.id)):
+                    thumbs[row.turn_id] = row.value
+        return scores, thumbs

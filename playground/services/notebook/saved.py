@@ -22,6 +22,7 @@ from playground.errors import PlaygroundError
 from playground.services.notebook.diff import RunDiff, diff_runs, word_diff
 from playground.services.notebook.document import JudgeSettings, NotebookDocument
 from playground.services.notebook.grid import Cell, GridUpdate
+from playground.services.notebook.imports import Imported, import_tests
 from playground.services.notebook.judge import JudgeRun, JudgeService, verdict_json
 from playground.services.notebook.scoring import GridScores, score_grid
 from playground.services.notebook.service import NotebookService
@@ -249,6 +250,11 @@ class SavedNotebooks:
                 )
             texts.append(grid.cell(int(row), grid.presets.index(preset), int(side.get("sample") or 0)).text)
         return word_diff(*texts)
+
+    def import_tests(self, filename: str, data: bytes | str) -> Imported:
+        """A promptfoo or OpenAI Evals test file as rows, template and checks (python checks only where
+        the app is private)."""
+        return import_tests(filename, data, self.allow_python)
 
     def stored_grid(self, conversation_id: str, document: NotebookDocument) -> GridUpdate:
         """A run's grid from the database: every stored cell; cells never run are marked so."""
