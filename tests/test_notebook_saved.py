@@ -130,6 +130,21 @@ def test_runs_are_versions_scored_judged_in_both_orders_and_diffed(services):
         pieces = change.as_json()["diff"]
         assert "".join(t for op, t in pieces if op != "+") == change.before
         assert "".join(t for op, t in pieces if op != "-") == change.after
+    # a word diff of any two answers to a row: two models, one model across versions
+    words = saved.answer_diff(
+        notebook.id,
+        0,
+        {"version": 1, "model": GREEDY, "sample": 0},
+        {"version": 2, "model": SAMPLED, "sample": 0},
+    )
+    assert "".join(t for op, t in words if op != "+") == first.grid.cell(0, 0).text
+    assert "".join(t for op, t in words if op != "-") == second.grid.cell(0, 1).text
+    with pytest.raises(PlaygroundError, match="version 1 has no model 'nope'"):
+        saved.answer_diff(notebook.id, 0, {"version": 1, "model": "nope"}, {"version": 2, "model": GREEDY})
+    with pytest.raises(PlaygroundError, match="there is no sample 3"):
+        saved.answer_diff(
+            notebook.id, 0, {"version": 1, "model": GREEDY, "sample": 2}, {"version": 2, "model": GREEDY}
+        )
     scores_2 = second.scores.cells
     for flip in diff.flips:
         m = DOCUMENT["models"].index(flip.preset)

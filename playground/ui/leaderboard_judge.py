@@ -51,11 +51,13 @@ def judge_summary(result: JudgeBoardResult) -> str:
 
 
 def build_judge_board(services: Services, refresh_on: list) -> None:
-    gr.Markdown("### LLM judge ranking")
-    with gr.Row():
-        judge = gr.Dropdown([ALL], value=ALL, label="Judge", elem_id="lb-judge", scale=1)
-    summary = gr.Markdown("", elem_id="lb-judge-summary")
-    table = gr.Dataframe(pd.DataFrame(columns=HEADERS), interactive=False, elem_id="lb-judge-table")
+    with gr.Column(elem_id="lb-judge-board"):
+        gr.Markdown("### LLM judge ranking")
+        with gr.Row():
+            judge = gr.Dropdown([ALL], value=ALL, label="Judge", elem_id="lb-judge", scale=1)
+            gr.HTML("", padding=False, scale=3)
+        summary = gr.Markdown("", elem_id="lb-judge-summary")
+        table = gr.Dataframe(pd.DataFrame(columns=HEADERS), interactive=False, elem_id="lb-judge-table")
 
     @user_errors
     def refresh(chosen: str):

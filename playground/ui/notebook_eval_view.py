@@ -77,14 +77,15 @@ def judge_markdown(verdicts: list[dict], labels: dict[str, str]) -> str:
     if not verdicts:
         return "No judge verdicts for this version yet."
     name = lambda p: labels.get(p, p)  # noqa: E731
-    lines = []
+    blocks = []
     for kind in ("pairwise", "rubric"):
         mine = [v for v in verdicts if v["kind"] == kind]
         if not mine:
             continue
         judge = mine[0]
-        lines.append(
-            f"**{kind.title()} judge:** {name(judge['judge_preset'])} · `{judge['judge_model_id']}` @ `{judge['judge_revision'][:19]}`"
+        blocks.append(
+            f"**{kind.title()} judge:** {name(judge['judge_preset'])} · `{judge['judge_model_id']}` "
+            f"@ `{judge['judge_revision'][:24]}`"
         )
         if kind == "pairwise":
             tally: dict[str, list[int]] = {}
@@ -95,31 +96,33 @@ def judge_markdown(verdicts: list[dict], labels: dict[str, str]) -> str:
                 else:
                     winner, loser = (a, b) if v["outcome"] == "a" else (b, a)
                     winner[0], loser[2] = winner[0] + 1, loser[2] + 1
-            lines.append(
+            blocks.append(
                 " · ".join(f"{name(p)}: {w} won, {t} tied, {lost} lost" for p, (w, t, lost) in tally.items())
             )
+            items = []
             for v in mine:
                 choices = "/".join(str(c.get("choice")) for c in v["calls"])
                 shown = {"a": name(v["model_a"]), "b": name(v["model_b"]), "tie": "tie"}[v["outcome"]]
-                lines.append(
-                    f"- row {v['row'] + 1}: {name(v['model_a'])} vs {name(v['model_b'])} → **{shown}** (orders: {choices})"
+                items.append(
+                    f"- row {v['row'] + 1}: {name(v['model_a'])} vs {name(v['model_b'])} → **{shown}** "
+                    f"(each order's choice: {choices})"
                 )
+            blocks.append("\n".join(items))
         else:
             by_model: dict[str, list[int]] = {}
             for v in mine:
                 if v["score"] is not None:
                     by_model.setdefault(v["model_a"], []).append(v["score"])
-            lines.append(
-                " · ".join(
-                    f"{name(p)}: mean {sum(s) / len(s):.2f} ({len(s)} scored)" for p, s in by_model.items()
+            means = [f"{name(p)}: mean {sum(s) / len(s):.2f} ({len(s)} scored)" for p, s in by_model.items()]
+            blocks.append(" · ".join(means) or "no scores given")
+            blocks.append(
+                "\n".join(
+                    f"- row {v['row'] + 1}, {name(v['model_a'])}: **{v['score'] or '?'}** — "
+                    f"{html.escape(v['rationale'][:160])}"
+                    for v in mine
                 )
-                or "no scores given"
             )
-            for v in mine:
-                lines.append(
-                    f"- row {v['row'] + 1}, {name(v['model_a'])}: **{v['score'] or '?'}** — {html.escape(v['rationale'][:160])}"
-                )
-    return "\n".join(lines)
+    return "\n\n".join(blocks)
 
 
 def word_diff_html(pieces: list[tuple[str, str]]) -> str:

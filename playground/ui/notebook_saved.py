@@ -91,7 +91,7 @@ def mount_saved_notebooks(services: Services, w: NotebookWidgets) -> None:
         access = (
             "editable; edits save themselves"
             if st["editable"]
-            else "🔒 read-only here (⧉ Duplicate it to make your own)"
+            else "🔒 read-only here (📑 Duplicate it to make your own)"
         )
         return f"{message} Link: <code id='nb-link'>?notebook={st['id']}</code> · {access}".strip()
 
@@ -166,7 +166,7 @@ def mount_saved_notebooks(services: Services, w: NotebookWidgets) -> None:
     def save(visitor, st: dict, diff_only: bool, only_failures: bool, *values):
         data = document(*values)
         if st["id"] and not st["editable"]:
-            raise PlaygroundError("this notebook is read-only for you; ⧉ Duplicate it to make your own copy")
+            raise PlaygroundError("this notebook is read-only for you; 📑 Duplicate it to make your own copy")
         notebook = saved.save(st["id"], data, visitor) if st["id"] else saved.create(data, visitor)
         return show(notebook, visitor, diff_only, only_failures, "✅ Saved.")
 
@@ -223,7 +223,7 @@ def mount_saved_notebooks(services: Services, w: NotebookWidgets) -> None:
     def run(request: gr.Request, visitor, st: dict, diff_only: bool, only_failures: bool, *values):
         if st["id"] and not st["editable"]:
             raise PlaygroundError(
-                "this notebook is read-only for you: only the session that created it may run it; ⧉ Duplicate it to run your own copy"
+                "this notebook is read-only for you: only the session that created it may run it; 📑 Duplicate it to run your own copy"
             )
         data = document(*values)
         notebook = saved.save(st["id"], data, visitor) if st["id"] else saved.create(data, visitor)

@@ -110,7 +110,7 @@ def build_section(services: Services, labels: dict[str, str]) -> Section:
             name = gr.Textbox("", label="Notebook name", elem_id="nb-name", scale=3)
             listed = gr.Dropdown([], value=None, label="Open a saved notebook", elem_id="nb-list", scale=3)
             save_btn = gr.Button("💾 Save", elem_id="nb-save", scale=0)
-            dup_btn = gr.Button("⧉ Duplicate", elem_id="nb-duplicate", scale=0)
+            dup_btn = gr.Button("📑 Duplicate", elem_id="nb-duplicate", scale=0)
             del_btn = gr.Button("🗑 Delete", elem_id="nb-delete", scale=0)
         status = gr.Markdown("Not saved yet: 💾 Save makes this a notebook with a link.", elem_id="nb-status")
         with gr.Row(equal_height=False):

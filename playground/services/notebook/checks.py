@@ -84,7 +84,9 @@ class Check:
         if self.name:
             return self.name
         if self.type == "length":
-            return f"length {self.min if self.min is not None else 0}–{self.max if self.max is not None else '∞'} {self.unit}"
+            low = f"{self.min:g}" if self.min is not None else "0"
+            high = f"{self.max:g}" if self.max is not None else "∞"
+            return f"{'not ' if self.negate else ''}length {low}–{high} {self.unit}"
         shown = "" if self.value is None else json.dumps(self.value, ensure_ascii=False)
         if len(shown) > 40:
             shown = shown[:39] + "…"

@@ -21,7 +21,7 @@ from typing import Any
 from playground.errors import PlaygroundError
 from playground.services.notebook.diff import RunDiff, diff_runs, word_diff
 from playground.services.notebook.document import JudgeSettings, NotebookDocument
-from playground.services.notebook.grid import Cell, GridUpdate
+from playground.services.notebook.grid import Cell, GridUpdate, turn_stats
 from playground.services.notebook.imports import Imported, import_tests
 from playground.services.notebook.judge import JudgeRun, JudgeService, verdict_json
 from playground.services.notebook.scoring import GridScores, score_grid
@@ -80,10 +80,11 @@ class VersionGrid:
     version: int
     grid: GridUpdate
     document: NotebookDocument
-    scores: GridScores
+    scores: GridScores | None  # None while the run is still going
 
     def as_json(self) -> dict[str, Any]:
-        return {"version": self.version, "grid": self.grid.as_json(), "scores": self.scores.as_json()}
+        scores = self.scores.as_json() if self.scores is not None else None
+        return {"version": self.version, "grid": self.grid.as_json(), "scores": scores}
 
 
 class SavedNotebooks:
@@ -176,11 +177,7 @@ class SavedNotebooks:
             if not version:
                 version = self.rows.add_run(notebook_id, grid.conversation_id, document.as_json())
                 variables = {r.index: r.variables for r in grid.rows}
-            scores = (
-                score_grid(checkset, grid.presets, grid.cells, variables)
-                if grid.finished
-                else GridScores(grid.presets, [])
-            )
+            scores = score_grid(checkset, grid.presets, grid.cells, variables) if grid.finished else None
             yield VersionGrid(version, grid, document, scores)
 
     def run_row(self, notebook_id: str, version: int | None = None) -> NotebookRun:
@@ -248,7 +245,12 @@ class SavedNotebooks:
                 raise PlaygroundError(
                     f"there is no row {int(row) + 1}; the notebook has {len(grid.rows)} rows"
                 )
-            texts.append(grid.cell(int(row), grid.presets.index(preset), int(side.get("sample") or 0)).text)
+            sample = int(side.get("sample") or 0)
+            if not 0 <= sample < grid.samples:
+                raise PlaygroundError(
+                    f"there is no sample {sample + 1}; version {side.get('version')} has {grid.samples}"
+                )
+            texts.append(grid.cell(int(row), grid.presets.index(preset), sample).text)
         return word_diff(*texts)
 
     def import_tests(self, filename: str, data: bytes | str) -> Imported:
@@ -266,6 +268,7 @@ class SavedNotebooks:
             for k in range(samples)
         ]
         grid = GridUpdate(conversation_id, presets, rows, samples, cells, 0, 0, 0.0, finished=True)
+        span = []  # when the run's own cells started and finished
         for stored, turn in self.notebook.store.notebook_cells(conversation_id):
             if (
                 stored.row_index >= len(rows)
@@ -281,13 +284,10 @@ class SavedNotebooks:
                 if stored.cached
                 else {"stopped": "stopped", "error": "error"}.get(turn.finish_reason, "done")
             )
-            cell.stats = {
-                "prompt_tokens": turn.prompt_tokens,
-                "completion_tokens": turn.completion_tokens,
-                "ttft_s": turn.ttft_s,
-                "total_s": turn.total_s,
-                "tokens_per_s": turn.tokens_per_s,
-            }
+            cell.stats = turn_stats(turn)
             grid.to_run += not stored.cached
             grid.ran += not stored.cached
+            if not stored.cached:
+                span.extend((turn.started_at, turn.finished_at))
+        grid.elapsed_s = (max(span) - min(span)).total_seconds() if span else 0.0
         return grid
