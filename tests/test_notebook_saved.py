@@ -44,6 +44,8 @@ def public(tmp_path_factory, model_cache_dir):
 
 def test_on_a_public_deployment_others_see_a_notebook_read_only_and_may_duplicate_it(public):
     saved = public.saved
+    with pytest.raises(PlaygroundError, match="this deployment is public and your session is not known"):
+        saved.create({**DOCUMENT, "checks": []}, key=None)
     mine = saved.create({**DOCUMENT, "checks": []}, key="alice-key")
     assert re.fullmatch(r"[0-9a-f]{32}", mine.id) and mine.editable and mine.runs == []
     theirs = saved.open(mine.id, key="bob-key")
@@ -210,3 +212,65 @@ def test_runs_are_versions_scored_judged_in_both_orders_and_diffed(services):
         v["kind"] == "rubric" and (v["score"] is None or 1 <= v["score"] <= 5) for v in rubric.verdicts
     )
     assert {v["kind"] for v in saved.verdicts(notebook.id)} == {"pairwise", "rubric"}
+
+
+def test_checks_of_every_type_pass_and_fail_on_real_answers(services):
+    """Version 1 answers; version 2 (served from version 1's identical cells) is scored with a pass and
+    a fail variant of every check type, built from those real answers."""
+    saved = services.saved
+    rows = [
+        {"prompt": 'Output exactly this JSON and nothing else: {"name": "Ada"}'},
+        {"prompt": "Name a fruit."},
+    ]
+    document = {"name": "types", "rows": rows, "models": [GREEDY], "max_new_tokens": 40}
+    notebook = saved.create(document, key="owner")
+    answers = [c for c in run(saved, notebook.id).grid.cells]
+    json_answer, prose = answers[0], answers[1]
+    assert json_answer.finish_reason == "eos", (
+        json_answer.text
+    )  # the greedy answer on this model: a JSON object
+    word, text, tokens = prose.text.split()[0], prose.text, prose.stats["completion_tokens"]
+    ttft, total = prose.stats["ttft_s"], prose.stats["total_s"]
+    other_reason = "stopped" if prose.finish_reason != "stopped" else "eos"
+    pairs = [  # (passing check, failing check), each on the row its answer is in
+        ({"type": "contains", "value": word}, {"type": "contains", "value": "zzqx"}),
+        (
+            {"type": "contains", "value": word.upper(), "case_sensitive": False},
+            {"type": "contains", "value": word.upper()},
+        ),
+        ({"type": "not-contains", "value": "zzqx"}, {"type": "not-contains", "value": word}),
+        ({"type": "contains", "value": "{expected}"}, {"type": "contains", "value": "{missing}"}),
+        ({"type": "equals", "value": text}, {"type": "equals", "value": text + "!"}),
+        ({"type": "starts-with", "value": text[:6]}, {"type": "starts-with", "value": "zzqx"}),
+        ({"type": "regex", "value": re.escape(text[:6]) + ".*"}, {"type": "regex", "value": r"^\d{9}$"}),
+        ({"type": "length", "max": len(text)}, {"type": "length", "max": len(text) - 1}),
+        (
+            {"type": "length", "min": tokens, "unit": "tokens"},
+            {"type": "length", "max": tokens - 1, "unit": "tokens"},
+        ),
+        (
+            {"type": "finish-reason", "value": prose.finish_reason},
+            {"type": "finish-reason", "value": other_reason},
+        ),
+        ({"type": "ttft-under", "value": ttft + 60}, {"type": "ttft-under", "value": ttft / 1000}),
+        ({"type": "time-under", "value": total + 60}, {"type": "time-under", "value": total / 1000}),
+        (
+            {"type": "python", "value": f"len(output) == {len(text)}"},
+            {"type": "python", "value": "vars['expected'] == 'x'"},
+        ),
+    ]
+    checks = [dict(c, rows=[1]) for pair in pairs for c in pair]
+    checks += [  # the JSON answer of row 1
+        {"type": "is-json", "rows": [0]},
+        {"type": "is-json", "rows": [1]},
+        {"type": "json-schema", "value": {"type": "object", "required": ["name"]}, "rows": [0]},
+        {"type": "json-schema", "value": {"type": "array"}, "rows": [0]},
+    ]
+    expected = [True, False] * (len(checks) // 2)
+    rows[1] = {**rows[1], "expected": word, "missing": "zzqx"}
+    saved.save(notebook.id, {**document, "rows": rows, "checks": checks, "threshold": 0.5}, key="owner")
+    second = run(saved, notebook.id)
+    assert second.version == 2 and [c.status for c in second.grid.cells] == ["cached", "cached"]
+    got = [second.scores.cells[(check["rows"][0], 0, 0)].results[k].passed for k, check in enumerate(checks)]
+    assert got == expected, [(c, g) for c, g, e in zip(checks, got, expected, strict=True) if g != e]
+    assert [c.text for c in second.grid.cells] == [json_answer.text, prose.text]

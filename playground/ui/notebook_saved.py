@@ -12,6 +12,7 @@ diffed against another.
 from __future__ import annotations
 
 import json
+from operator import attrgetter
 from pathlib import Path
 
 import gradio as gr
@@ -41,32 +42,15 @@ def mount_saved_notebooks(services: Services, w: NotebookWidgets) -> None:
     saved = services.saved
     labels = {p.name: p.display_name for p in services.presets.all()}
     ui = build_section(services, labels)
-    key, nb, link, name, listed, status, checks, threshold = (
-        ui.key,
-        ui.nb,
-        ui.link,
-        ui.name,
-        ui.listed,
-        ui.status,
-        ui.checks,
-        ui.threshold,
-    )
-    failures, rates, by_check, judge, mode, rubric, judged = (
-        ui.failures,
-        ui.rates,
-        ui.by_check,
-        ui.judge,
-        ui.mode,
-        ui.rubric,
-        ui.judged,
-    )
-    version_a, version_b, answer_a, answer_b, samples_md = (
-        ui.version_a,
-        ui.version_b,
-        ui.answer_a,
-        ui.answer_b,
-        ui.samples_md,
-    )
+    key, nb, link, name, listed, status, checks, threshold = attrgetter(
+        "key", "nb", "link", "name", "listed", "status", "checks", "threshold"
+    )(ui)
+    failures, rates, by_check, judge, mode, rubric, judged = attrgetter(
+        "failures", "rates", "by_check", "judge", "mode", "rubric", "judged"
+    )(ui)
+    version_a, version_b, answer_a, answer_b, samples_md = attrgetter(
+        "version_a", "version_b", "answer_a", "answer_b", "samples_md"
+    )(ui)
     doc_widgets = [
         name,
         w.table,

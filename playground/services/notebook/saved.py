@@ -103,6 +103,10 @@ class SavedNotebooks:
         return document
 
     def create(self, data: Any, key: str | None) -> SavedNotebook:
+        if self.public and not key:
+            raise PlaygroundError(
+                "this deployment is public and your session is not known yet; reload the page"
+            )
         document = self.document(data)
         notebook_id = new_key()
         self.rows.create(notebook_id, document.name, owner_hash(key), document.as_json())
