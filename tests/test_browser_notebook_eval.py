@@ -110,6 +110,21 @@ def test_the_evaluation_notebook_in_chromium(live_app, services, tmp_path):
         diff = services.saved.diff(notebook_id, 1, 2)
         assert f"{len(diff.changed)} changed text" in text_of(page, "#nb-diff-out")
 
+        page.locator(
+            "#notebook-grid [data-testid=cell-1-2]"
+        ).click()  # row 2: a word diff of two of its answers
+        page.wait_for_function(
+            "() => (document.querySelector('#nb-answer-diff')?.innerText || '').trim().length > 0",
+            timeout=30_000,
+        )
+        latest = services.saved.version(notebook_id, 2).grid
+        words = services.saved.answer_diff(
+            notebook_id,
+            1,
+            {"version": 2, "model": latest.presets[0]},
+            {"version": 2, "model": latest.presets[1]},
+        )
+        assert text_of(page, "#nb-answer-diff").strip() == "".join(t for _op, t in words).strip()
         page.get_by_role("tab", name="Leaderboard").click()
         wait_text(page, "#lb-judge-summary", "pairwise verdicts", timeout=60_000)
         assert "SmolLM2" in text_of(page, "#lb-judge-table")

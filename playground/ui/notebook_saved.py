@@ -172,7 +172,7 @@ def mount_saved_notebooks(services: Services, w: NotebookWidgets) -> None:
             visitor,
             diff_only,
             only_failures,
-            "⧉ Duplicated: this copy is yours.",
+            "📑 Duplicated: this copy is yours.",
         )
 
     @user_errors
