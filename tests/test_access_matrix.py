@@ -20,7 +20,18 @@ from gradio_client import Client
 
 from playground.services.answers.limits import HOURLY
 from playground.settings import Settings
-from playground.store.models import Battle, Conversation, NotebookCell, Rating, Score, Turn, Vote
+from playground.store.models import (
+    Battle,
+    Conversation,
+    JudgeVerdict,
+    Notebook,
+    NotebookCell,
+    NotebookRun,
+    Rating,
+    Score,
+    Turn,
+    Vote,
+)
 from playground.ui.access import Kind, declared
 from tests.conftest import PRESETS, free_port
 
@@ -30,7 +41,15 @@ ROOT = Path(__file__).resolve().parents[1]
 GREEDY = "smollm2-135m-instruct-greedy"
 PAIR = json.dumps([GREEDY, GREEDY])
 TINY = json.dumps({"max_new_tokens": 2})
-TABLES = (Conversation, Turn, Rating, Score, Vote, NotebookCell, Battle)
+TABLES = (Conversation, Turn, Rating, Score, Vote, NotebookCell, Battle, Notebook, NotebookRun, JudgeVerdict)
+DOCUMENT = {
+    "name": "capitals",
+    "rows": [{"prompt": "Name a colour."}],
+    "models": [GREEDY],
+    "max_new_tokens": 2,
+}
+RUBRIC = json.dumps({"preset": GREEDY, "mode": "rubric", "rubric": "Is it a colour?", "max_new_tokens": 2})
+SIDE = json.dumps({"version": 1, "model": GREEDY, "sample": 0})
 REFUSED = {  # the refusal each kind of rule gives a foreign session
     Kind.OWNER: "belongs to another session; on this public deployment only the session that made it can",
     Kind.NOBODY: "is turned off on this public deployment",
@@ -110,6 +129,22 @@ def continued(made: dict) -> tuple:
     return PAIR, json.dumps(history), TINY, "", made["compare"]["conversation_id"]
 
 
+def list_case(made: dict, owner: Client, stranger: Client) -> None:
+    """/notebook_list names nothing: each session lists only the notebooks it made."""
+    mine = made["notebook"]
+    assert mine in [n["id"] for n in call(owner, "/notebook_list", ())]
+    assert mine not in [n["id"] for n in call(stranger, "/notebook_list", ())]
+
+
+def notebook(made: dict, *rest) -> tuple:
+    return (made["notebook"], *rest)
+
+
+def a_run(made: dict, *rest) -> tuple:
+    """A link rule's forged arguments: a grid run's id in place of the notebook's link."""
+    return (made["grid"]["conversation_id"], *rest)
+
+
 def first_turn(made: dict) -> int:
     return made["compare"]["columns"][0]["turn_id"]
 
@@ -148,6 +183,46 @@ CASES: dict[str, Case] = {
         lambda m: (m["grid"]["conversation_id"], "csv"),
         lambda m, r: "Name a colour." in r["content"],
     ),
+    "/notebook_import": Case(
+        Kind.ANYONE,
+        lambda m: ("colours.jsonl", '{"input": "Name a colour.", "ideal": "red"}\n'),
+        lambda m, r: r["rows"] == [{"prompt": "Name a colour.", "ideal": "red"}],
+    ),
+    "/notebook_list": Case(Kind.OWNER, lambda m: (), run=list_case),
+    "/notebook_save": Case(
+        Kind.OWNER,
+        lambda m: notebook(m, json.dumps({**DOCUMENT, "name": "capitals, saved again"})),
+        lambda m, r: r["id"] == m["notebook"] and r["editable"],
+    ),
+    "/notebook_open": Case(
+        Kind.SHARE_LINK,
+        lambda m: notebook(m, 0),
+        lambda m, r: r["notebook"]["id"] == m["notebook"],
+        forged=lambda m: a_run(m, 0),
+    ),
+    "/notebook_duplicate": Case(
+        Kind.SHARE_LINK,
+        lambda m: notebook(m, ""),
+        lambda m, r: r["id"] != m["notebook"] and r["editable"],
+        forged=lambda m: a_run(m, ""),
+    ),
+    "/notebook_run_saved": Case(
+        Kind.OWNER, notebook, lambda m, r: r["version"] == 1 and r["grid"]["finished"]
+    ),
+    "/notebook_judge": Case(Kind.OWNER, lambda m: notebook(m, 0, RUBRIC), lambda m, r: r["finished"]),
+    "/notebook_diff": Case(
+        Kind.SHARE_LINK,
+        lambda m: notebook(m, 1, 1),
+        lambda m, r: r["changed"] == [],
+        forged=lambda m: a_run(m, 1, 1),
+    ),
+    "/notebook_answer_diff": Case(
+        Kind.SHARE_LINK,
+        lambda m: notebook(m, 1, SIDE, SIDE),
+        lambda m, r: all(op == "=" for op, _ in r["diff"]),
+        forged=lambda m: a_run(m, 1, SIDE, SIDE),
+    ),
+    "/notebook_delete": Case(Kind.OWNER, notebook, lambda m, r: r["deleted"] == m["notebook"]),
     "/replay": Case(Kind.NOBODY, lambda m: (first_turn(m),)),
 }
 
@@ -165,7 +240,11 @@ def made(public_app):
     rows, params = json.dumps([{"prompt": "Name a colour."}]), json.dumps({GREEDY: {"max_new_tokens": 2}})
     grid = call(owner, "/notebook_run", (json.dumps([GREEDY]), rows, params, 1, "{prompt}", 0))
     battle = owner.predict(api_name="/arena_new")["battle_id"]
-    return {"owner": owner, "services": services, "compare": compare, "grid": grid, "battle": battle}
+    saved = call(owner, "/notebook_save", ("", json.dumps(DOCUMENT)))["id"]
+    return {
+        **{"owner": owner, "services": services, "compare": compare, "grid": grid, "battle": battle},
+        "notebook": saved,
+    }
 
 
 def refused(client: Client, endpoint: str, args: tuple, kind: Kind, services) -> None:

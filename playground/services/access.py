@@ -5,6 +5,8 @@ does every arena battle; an answer belongs to its conversation's session. ``Owne
 a session that is not the owner, whatever id it sends: an id alone grants nothing. Reading another
 visitor's data goes only through a share link: a token of 128 random bits (``new_share_token``),
 never the id of a run or a conversation, resolved by the feature that made it (``add_share_links``).
+A feature that keeps its own owners (saved notebooks: a hash of the visitor's key) says who owns
+what through ``add_owned``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from collections.abc import Callable
 from playground.errors import PlaygroundError
 from playground.store.db import Store
 
-OWNED = ("answer", "conversation", "notebook", "battle")  # what an owner rule can name
+OwnedBy = Callable[[str, str | None], tuple[bool, bool]]  # (id, session) -> (stored, that session's)
+OWNED = ("answer", "conversation", "notebook", "battle")  # what an owner rule can name (and ``add_owned``'s)
 SHARE_TOKEN_BYTES = 16  # 128 random bits
 
 
@@ -28,6 +31,14 @@ class Ownership:
     def __init__(self, store: Store):
         self.store = store
         self._share_links: dict[str, Callable[[str], bool]] = {}
+        self._owned: dict[str, OwnedBy] = {}
+
+    def add_owned(self, what: str, owned_by: OwnedBy) -> None:
+        """Let owner rules name ``what``, whose owners its feature keeps: ``owned_by(id, session)``."""
+        self._owned[what] = owned_by
+
+    def knows(self, what: str) -> bool:
+        return what in OWNED or what in self._owned
 
     def owner(self, what: str, ident) -> tuple[bool, str | None]:
         """Whether ``what`` (``OWNED``) with id ``ident`` is stored, and the session it belongs to."""
@@ -52,10 +63,14 @@ class Ownership:
         which says so."""
         if ident in (None, ""):
             return
-        found, owner = self.owner(what, ident)
-        if found and (owner is None or owner != session):
+        if what in self._owned:
+            found, mine = self._owned[what](str(ident), session)
+        else:
+            found, owner = self.owner(what, ident)
+            mine = owner is not None and owner == session
+        if found and not mine:
             raise PlaygroundError(
-                f"{what} {ident!r} belongs to another session; on this public deployment only the "
+                f"{what.replace('_', ' ')} {ident!r} belongs to another session; on this public deployment only the "
                 f"session that made it can {action}"
             )
 
@@ -73,6 +88,6 @@ class Ownership:
             raise PlaygroundError(f"there are no share links for {what} here")
         if not isinstance(token, str) or not token or not self._share_links[what](token):
             raise PlaygroundError(
-                f"this needs a share link of the {what} (a token its owner made); {token!r} is not one "
+                f"this needs a share link of the {what.replace('_', ' ')} (a token its owner made); {token!r} is not one "
                 "(a run's or a conversation's id is not a share link)"
             )

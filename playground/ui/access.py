@@ -55,12 +55,12 @@ class Rule:
         """Who may call it on a public deployment, in words (the README's table)."""
         if self.kind is Kind.OWNER:
             return (
-                f"owner of the {self.what} (`{self.arg}`)"
+                f"owner of the {self.what.replace('_', ' ')} (`{self.arg}`)"
                 if self.arg
                 else "owner (acts on its own session only)"
             )
         if self.kind is Kind.SHARE_LINK:
-            return f"holders of the {self.what}'s share link (`{self.arg}`)"
+            return f"holders of the {self.what.replace('_', ' ')}'s share link (`{self.arg}`)"
         if self.kind is Kind.NOBODY and self.unless:
             return f"nobody, unless `--{self.unless.replace('_', '-')}`"
         return str(self.kind)
@@ -89,7 +89,7 @@ class Guard:
 
     def owner(self, fn, action: str = "", spends: str | None = None, **named: str):
         """``named``: at most one ``what="argument"`` (``answer="turn_id"``); none: the session's own."""
-        if len(named) > 1 or any(what not in OWNED for what in named):
+        if len(named) > 1 or not all(self.services.access.knows(what) for what in named):
             raise PlaygroundError(f"{_name(fn)}: an owner rule names one of {OWNED}, got {sorted(named)}")
         what, arg = next(iter(named.items()), ("", None))
         if arg and not action:

@@ -14,6 +14,7 @@ from playground.ui.compare_tab import build_compare_tab
 from playground.ui.data_tab import build_data_tab, register_data_api
 from playground.ui.leaderboard_tab import build_leaderboard_tab
 from playground.ui.notebook_api import register_notebook_api
+from playground.ui.notebook_saved_api import register_notebook_saved_api
 from playground.ui.notebook_tab import build_notebook_tab
 from playground.ui.presets_tab import build_presets_tab
 
@@ -38,6 +39,7 @@ def build_app(services: Services) -> gr.Blocks:
         register_api(services)
         register_arena_api(services)
         register_notebook_api(services)
+        register_notebook_saved_api(services)
         register_data_api(services)
         with gr.Tabs():
             with gr.Tab("Compare", id="compare"):

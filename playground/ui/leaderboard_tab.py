@@ -14,6 +14,7 @@ from playground.container import Services
 from playground.services.leaderboard.service import LeaderboardFilters, LeaderboardResult
 from playground.ui.access import Guard
 from playground.ui.common import user_errors
+from playground.ui.leaderboard_judge import build_judge_board
 
 PROVISIONAL = "⚠ provisional"
 
@@ -188,3 +189,4 @@ def build_leaderboard_tab(services: Services, refresh_on: list) -> None:
         [summary, table, ratings_plot, heatmap],
         api_visibility="private",
     )
+    build_judge_board(services, [*refresh_on, refresh_btn.click])

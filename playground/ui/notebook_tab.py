@@ -23,6 +23,8 @@ from playground.services.notebook.prompts import (
 )
 from playground.ui.access import Guard
 from playground.ui.common import GENERATION, generation_slot, preset_choices, session_key, user_errors
+from playground.ui.notebook_saved import mount_saved_notebooks
+from playground.ui.notebook_saved_layout import NotebookWidgets
 from playground.ui.notebook_view import grid_frame, progress_html, row_detail
 
 EXAMPLE = [
@@ -311,4 +313,19 @@ def build_notebook_tab(services: Services) -> gr.Dropdown:
         [rate_status, grid_table, state, csv_btn, jsonl_btn],
         api_visibility="private",
     )
+    # saved notebooks, checks, the judge and run diffs (notebook_saved.py), on this tab's widgets
+    widgets = (
+        table,
+        template,
+        models,
+        samples,
+        seed,
+        max_new,
+        overrides,
+        state,
+        grid_table,
+        progress,
+        only_diff,
+    )
+    mount_saved_notebooks(services, NotebookWidgets(*widgets, show_grid=show_grid))
     return models

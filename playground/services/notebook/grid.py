@@ -111,6 +111,14 @@ class PreparedCell:
     key: str
 
 
+TURN_STATS = ("prompt_tokens", "completion_tokens", "ttft_s", "total_s", "tokens_per_s")
+
+
+def turn_stats(turn: Any) -> dict[str, Any]:
+    """A stored answer's stats, as a cell holds them."""
+    return {name: getattr(turn, name) for name in TURN_STATS}
+
+
 def cache_key(preset: Preset, row: PromptRow, system: str, params: GenerationParams, origin: Origin) -> str:
     """What decides a cell's text: its inputs and where it runs (the same request gives the same
     text on the same revision, quantisation, dtype and device)."""

@@ -36,6 +36,7 @@ from playground.services.notebook.grid import (
     NotebookRequest,
     PreparedCell,
     cache_key,
+    turn_stats,
 )
 from playground.store.db import Store
 from playground.store.models import NotebookCell, utcnow
@@ -221,13 +222,7 @@ class NotebookService:
         cell.status, cell.text, cell.turn_id = "cached", turn.output, turn.id
         grid.to_run -= 1
         cell.finish_reason = turn.finish_reason
-        cell.stats = {
-            "prompt_tokens": turn.prompt_tokens,
-            "completion_tokens": turn.completion_tokens,
-            "ttft_s": turn.ttft_s,
-            "total_s": turn.total_s,
-            "tokens_per_s": turn.tokens_per_s,
-        }
+        cell.stats = turn_stats(turn)
         self._record_cell(grid, cell, key, row, cached=True)
 
     def _record_cell(self, grid, cell, key, row, cached: bool) -> None:
