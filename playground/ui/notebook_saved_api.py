@@ -112,7 +112,7 @@ def register_notebook_saved_api(services: Services) -> None:
 
     limit = services.settings.limits.total_generations
     guard, link = Guard(services), {"saved_notebook": "notebook_id"}  # a notebook's id is its share link
-    gr.api(guard.owner(notebook_save, "save it", saved_notebook="notebook_id"), api_name="notebook_save")
+    gr.api(guard.owner(notebook_save, "edit it", saved_notebook="notebook_id"), api_name="notebook_save")
     gr.api(guard.share_link(notebook_open, **link), api_name="notebook_open")
     gr.api(guard.owner(notebook_list), api_name="notebook_list")
     gr.api(guard.share_link(notebook_duplicate, **link), api_name="notebook_duplicate")
