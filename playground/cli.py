@@ -25,18 +25,17 @@ def main(argv: list[str] | None = None) -> int:
 
     configure_cuda()  # before anything touches CUDA: batch-invariant cuBLAS settings
     from playground.container import build_services
-    from playground.ui.app import CSS, build_app
 
     try:
         services = build_services(settings)
+        if settings.backend == "local":  # the first answer should not pay for loading and probing
+            services.warmup.start(services.chat.backends, services.registry, settings.columns)
+        from playground.ui.app import CSS, build_app  # Gradio's import and the page build overlap the warm-up
+
+        demo = build_app(services)  # refused when an endpoint has no access rule
     except PlaygroundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    # built before the warm-up loads anything: building patches tqdm (the progress bars Gradio follows),
-    # and a model load whose tqdm started before that patch fails when the patched tqdm updates
-    demo = build_app(services)
-    if settings.backend == "local":  # the first answer should not pay for loading and probing
-        services.warmup.start(services.chat.backends, services.registry, settings.columns)
     auth = tuple(settings.auth.split(":", 1)) if settings.auth else None
     if settings.share and not auth:
         print(
@@ -50,9 +49,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def export_main(argv: list[str]) -> int:
-    """``app.py export --format F --out FILE [--since DATE] [--mode MODE] [--db URL]``: stream the
-    stored conversations out in one format (only reads; the database must exist)."""
+    """``app.py export --format F --out FILE [--since DATE] [--mode MODE] [--db URL] [--include-unvoted]
+    [--include-incomplete] [--dpo-format standard|conversational]``: stream the stored conversations
+    out in one format (only reads; the database must exist)."""
     from playground.services.data.export import (
+        DPO_FORMATS,
         FORMATS,
         MODES,
         ExportFilter,
@@ -71,9 +72,31 @@ def export_main(argv: list[str]) -> int:
         default=os.environ.get("PLAYGROUND_DB", Settings.db),
         help="SQLAlchemy URL or SQLite file path",
     )
+    parser.add_argument(
+        "--include-unvoted",
+        action="store_true",
+        help="also arena battles without a vote (left out by default, as on the Data tab: their names are secret)",
+    )
+    parser.add_argument(
+        "--include-incomplete",
+        action="store_true",
+        help="sharegpt: also answers cut by max_new_tokens or stopped (only complete ones by default)",
+    )
+    parser.add_argument(
+        "--dpo-format",
+        choices=DPO_FORMATS,
+        default="standard",
+        help="dpo: prompt/chosen/rejected as strings (standard) or as messages (conversational)",
+    )
     args = parser.parse_args(argv)
     try:
-        flt = ExportFilter.parse(args.since, args.mode)
+        flt = ExportFilter.parse(
+            args.since,
+            args.mode,
+            include_unvoted=args.include_unvoted,
+            include_incomplete=args.include_incomplete,
+            dpo_format=args.dpo_format,
+        )
         engine = open_database(args.db)
         if args.out == "-":
             n = write_export(engine, args.format, sys.stdout, flt)

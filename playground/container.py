@@ -20,6 +20,7 @@ from playground.engine.models.footprint import estimate_bytes
 from playground.engine.models.loader import LoadRequest
 from playground.engine.models.presets import PresetRegistry
 from playground.errors import PlaygroundError
+from playground.services.access import Ownership
 from playground.services.answers.arena import ArenaService
 from playground.services.answers.chat import ChatService
 from playground.services.answers.compare import CompareService
@@ -29,7 +30,9 @@ from playground.services.answers.limits import Gate
 from playground.services.answers.replay import ReplayService
 from playground.services.answers.runs import RunRegistry
 from playground.services.data.service import DataService
+from playground.services.leaderboard.judge_board import JudgeBoard
 from playground.services.leaderboard.service import LeaderboardService
+from playground.services.notebook.saved import SavedNotebooks
 from playground.services.notebook.service import NotebookService
 from playground.services.presets import PresetService
 from playground.services.warmup import Warmup
@@ -51,11 +54,14 @@ class Services:
     runs: RunRegistry
     arena: ArenaService
     leaderboard: LeaderboardService
+    judge_board: JudgeBoard  # the LLM judge's ranking and its agreement with people (never from votes)
     notebook: NotebookService
+    saved: SavedNotebooks  # saved notebooks, their versions, checks and judge
     gate: Gate  # per-visitor limits on concurrent generations and votes
     replay: ReplayService
     warmup: Warmup  # the default model loaded and probed in the background at start-up
     data: DataService  # stored conversations out as files
+    access: Ownership  # who made what: the access rules of a public deployment ask it
 
 
 def check_zerogpu_fit(registry: PresetRegistry, device: DeviceInfo, slot_bytes: int = SLOT_BYTES) -> None:
@@ -125,7 +131,7 @@ def build_services(settings: Settings) -> Services:
     backends = Backends(machine, RemoteBackend())
     chat = ChatService(registry, cache, store, backends, settings.limits)
     compare = CompareService(chat, store)
-    feedback = FeedbackService(store)
+    feedback = FeedbackService(store, settings.limits)
     leaderboard = LeaderboardService(
         store,
         registry,
@@ -134,6 +140,11 @@ def build_services(settings: Settings) -> Services:
         min_battles=settings.leaderboard_min_battles,
         style_control=settings.style_control,
     )
+    notebook = NotebookService(chat, store, feedback)
+    saved = SavedNotebooks(notebook, public=settings.public, allow_python=settings.open_data)
+    access = Ownership(store)
+    access.add_owned("saved_notebook", saved.owned_by)  # a saved notebook's id is also its share link
+    access.add_share_links("saved_notebook", saved.is_link)
     # the first leaderboard reads every voted answer (~2 s for 200k): done now, off the request path
     threading.Thread(target=_warm_up, args=(leaderboard,), daemon=True, name="leaderboard-warm-up").start()
     return Services(
@@ -151,9 +162,18 @@ def build_services(settings: Settings) -> Services:
         runs=RunRegistry(),
         arena=ArenaService(registry, compare, store, settings.arena_pool, settings.arena_weights),
         leaderboard=leaderboard,
-        notebook=NotebookService(chat, store, feedback),
+        judge_board=JudgeBoard(
+            store,
+            registry,
+            settings.bootstrap_rounds,
+            l2=leaderboard.l2,
+            min_battles=settings.leaderboard_min_battles,
+        ),
+        notebook=notebook,
+        saved=saved,
         gate=Gate(settings.limits),
         replay=ReplayService(chat),
         warmup=Warmup(),
         data=DataService(store),
+        access=access,
     )

@@ -20,13 +20,22 @@ class Limits:
     total_generations: int = 8  # concurrent generation requests overall; the rest queue
     votes_per_hour: int = 120  # votes (side-by-side and arena) per visitor per hour
     address_factor: int = 4
+    ratings_per_hour: int = 300  # calls storing a rating, score or comment, per visitor per hour
+    max_grid_cells: int = 4000  # cells of one notebook grid (PUBLIC_GRID_CELLS on a public deployment)
 
     def __post_init__(self):
-        for name in ("max_input_chars", "max_turns", "session_generations", "total_generations"):
+        for name in (
+            "max_input_chars",
+            "max_turns",
+            "session_generations",
+            "total_generations",
+            "max_grid_cells",
+        ):
             if getattr(self, name) < 1:
                 raise PlaygroundError(f"the limit {name} must be at least 1, got {getattr(self, name)}")
 
 
+PUBLIC_GRID_CELLS = 200  # the default --max-grid-cells on a public deployment
 DEFAULT_COLUMNS = ["smollm2-135m-instruct", "smollm2-135m-instruct-greedy"]
 
 
@@ -40,13 +49,17 @@ def _env_float(name: str) -> float | None:
     return float(value) if value else None
 
 
-def _open_data(flag: bool | None, share: bool) -> bool:
+def _on(value: str | None) -> bool:
+    return bool(value) and value not in ("0", "false", "no")
+
+
+def _open_data(flag: bool | None, public: bool) -> bool:
     """Exports show every visitor's conversations: on by default only where the app is private."""
     if flag is not None:
         return flag
     if os.environ.get("PLAYGROUND_OPEN_DATA"):
-        return os.environ["PLAYGROUND_OPEN_DATA"] not in ("0", "false", "no")
-    return not (share or os.environ.get("SPACE_ID"))
+        return _on(os.environ["PLAYGROUND_OPEN_DATA"])
+    return not public
 
 
 @dataclass
@@ -76,7 +89,9 @@ class Settings:
     sync_every_min: float = 5.0
     preload: list[str] = field(default_factory=list)  # presets loaded at start-up (a Space loads them here)
     limits: Limits = field(default_factory=Limits)  # abuse limits for public and shared use
-    open_data: bool = True  # the Data tab (export, replay) and /replay; off by default on a Space or --share
+    open_data: bool = True  # the Data tab (export, replay) and /replay; off by default on a public deployment
+    # a Space (SPACE_ID), --share or --public: each endpoint's access rule applies (playground/ui/access.py)
+    public: bool = False
 
     @classmethod
     def from_args(cls, argv: list[str] | None = None) -> Settings:
@@ -87,6 +102,13 @@ class Settings:
         parser.add_argument("--port", type=int, default=int(env("PLAYGROUND_PORT", d.port)))
         parser.add_argument("--share", action="store_true", default=env("PLAYGROUND_SHARE") == "1")
         parser.add_argument("--auth", default=env("PLAYGROUND_AUTH"), help="user:password for --share links")
+        parser.add_argument(
+            "--public",
+            action="store_true",
+            default=_on(env("PLAYGROUND_PUBLIC")),
+            help="a public deployment (also implied by --share and by SPACE_ID): visitors reach only their "
+            "own conversations, battles and grids",
+        )
         parser.add_argument(
             "--db", default=env("PLAYGROUND_DB", d.db), help="SQLAlchemy URL or SQLite file path"
         )
@@ -165,21 +187,27 @@ class Settings:
             action=argparse.BooleanOptionalAction,
             default=None,
             help="offer the Data tab (exports of every stored conversation) and /replay; "
-            "default: on, off on a Space or with --share",
+            "default: on, off on a public deployment (a Space, --share or --public)",
         )
-        limit = Limits()
-        for flag, name, help_text in (
+        flags = (
             ("--max-input-chars", "max_input_chars", "longest message (characters) a visitor may send"),
             ("--max-turns", "max_turns", "most rounds in one conversation"),
             ("--max-session-generations", "session_generations", "concurrent generations per visitor"),
             ("--max-generations", "total_generations", "concurrent generations overall (the rest queue)"),
             ("--votes-per-hour", "votes_per_hour", "votes per visitor per hour"),
-        ):
+            ("--ratings-per-hour", "ratings_per_hour", "ratings, scores and comments per visitor per hour"),
+            ("--max-grid-cells", "max_grid_cells", f"cells per notebook grid (public: {PUBLIC_GRID_CELLS})"),
+        )
+        for flag, name, help_text in flags:
             env_name = "PLAYGROUND_" + flag.removeprefix("--").replace("-", "_").upper()
-            parser.add_argument(
-                flag, type=int, dest=name, default=int(env(env_name, getattr(limit, name))), help=help_text
-            )
+            parser.add_argument(flag, type=int, dest=name, default=env(env_name), help=help_text)
         args = parser.parse_args(argv)
+        public = args.public or args.share or bool(env("SPACE_ID"))
+        defaults = Limits(max_grid_cells=PUBLIC_GRID_CELLS) if public else Limits()
+        limits = {
+            name: int(getattr(args, name)) if getattr(args, name) is not None else getattr(defaults, name)
+            for _, name, _ in flags
+        }
         columns = [c.strip() for c in args.columns.split(",") if c.strip()]
         if not 2 <= len(columns) <= 4:
             parser.error(f"--columns needs 2 to 4 preset names, got {len(columns)}")
@@ -214,12 +242,7 @@ class Settings:
             sync_repo=args.sync_repo,
             sync_every_min=args.sync_every_min,
             preload=[p.strip() for p in args.preload.split(",") if p.strip()],
-            open_data=_open_data(args.open_data, args.share),
-            limits=Limits(
-                max_input_chars=args.max_input_chars,
-                max_turns=args.max_turns,
-                session_generations=args.session_generations,
-                total_generations=args.total_generations,
-                votes_per_hour=args.votes_per_hour,
-            ),
+            open_data=_open_data(args.open_data, public),
+            public=public,
+            limits=Limits(**limits),
         )

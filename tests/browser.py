@@ -1,5 +1,9 @@
 """Headless Debian Chromium through Playwright (``playwright install`` cannot download browsers here).
 
+One Chromium per test process, started at the first page and closed at exit: every ``chromium_page``
+is a fresh browser context (its own cookies and local storage, as a new browser profile), so tests
+stay apart without paying a browser launch each.
+
 Every page records what went wrong in the browser: ``page.uncaught`` holds uncaught exceptions
 (``pageerror``) and errors logged to the console, except those a page logs while it is being left
 (``reload``: Gradio's client aborts its open streams then and says so).
@@ -7,6 +11,7 @@ Every page records what went wrong in the browser: ``page.uncaught`` holds uncau
 
 from __future__ import annotations
 
+import atexit
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,6 +25,32 @@ FLAGS = [
     "--no-first-run",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+
+
+_SHARED: dict = {}  # the process's one Playwright and Chromium
+
+
+def shared_browser():
+    if "browser" not in _SHARED:
+        from playwright.sync_api import sync_playwright
+
+        if not Path(CHROMIUM).exists():
+            raise RuntimeError(
+                f"{CHROMIUM} is missing: `apt-get install -y chromium` (the Makefile's test target does it)"
+            )
+        playwright = sync_playwright().start()
+        _SHARED["playwright"] = playwright
+        _SHARED["browser"] = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        atexit.register(_close)
+    return _SHARED["browser"]
+
+
+def _close() -> None:
+    browser, playwright = _SHARED.pop("browser", None), _SHARED.pop("playwright", None)
+    if browser is not None:
+        browser.close()
+    if playwright is not None:
+        playwright.stop()
 
 
 def watch_console(page) -> None:
@@ -54,21 +85,14 @@ def reload(page) -> None:
 
 @contextmanager
 def chromium_context(width: int = 1600, height: int = 1000, dark: bool = False):
-    """A browser context (one browser profile: its tabs share local storage)."""
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        raise RuntimeError(
-            f"{CHROMIUM} is missing: `apt-get install -y chromium` (the Makefile's test target does it)"
-        )
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        try:
-            yield browser.new_context(
-                viewport={"width": width, "height": height}, color_scheme="dark" if dark else "light"
-            )
-        finally:
-            browser.close()
+    """A fresh browser context (one browser profile: its tabs share local storage)."""
+    context = shared_browser().new_context(
+        viewport={"width": width, "height": height}, color_scheme="dark" if dark else "light"
+    )
+    try:
+        yield context
+    finally:
+        context.close()
 
 
 @contextmanager

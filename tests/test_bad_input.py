@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -125,19 +123,15 @@ def test_a_double_vote_is_refused_and_the_first_kept(client, services):
     assert (vote.id, vote.outcome) == (first, "1")
 
 
-def test_a_broken_preset_file_stops_start_up_with_its_file_and_problem(tmp_path):
+def test_a_broken_preset_file_stops_start_up_with_its_file_and_problem(tmp_path, capsys):
+    from playground.cli import main
+
     user = tmp_path / "user_presets"
     user.mkdir()
     (user / "mine.yaml").write_text("name: mine\nmodel: [unclosed\n")
-    started = subprocess.run(
-        [sys.executable, str(ROOT / "app.py"), "--db", str(tmp_path / "x.db"), "--user-presets", str(user)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-    )
-    assert started.returncode == 2
-    assert "mine.yaml" in started.stderr and "error:" in started.stderr
+    assert main(["--db", str(tmp_path / "x.db"), "--user-presets", str(user)]) == 2  # app.py's exit status
+    stderr = capsys.readouterr().err
+    assert "mine.yaml" in stderr and "error:" in stderr
 
 
 def dump(path: Path) -> list:
@@ -149,7 +143,7 @@ def stored_db(tmp_path: Path, services) -> tuple[Path, str, int]:
     """A database with one real answer in it (and the id of its conversation)."""
     path = tmp_path / "data.db"
     store = Store(str(path))
-    chat = ChatService(services.registry, services.cache, store)
+    chat = ChatService(services.registry, services.cache, store, services.chat.backends)
     conversation = CompareService(chat, store).start([GREEDY, GREEDY], session_id="s")
     request = AnswerRequest(preset=GREEDY, messages=chat_messages("Hi"), params={"max_new_tokens": 3})
     *_, last = chat.answer(request, conversation)
@@ -167,7 +161,7 @@ def test_a_read_only_database_says_so_and_keeps_its_rows(tmp_path, services):
     path, conversation, _ = stored_db(tmp_path, services)
     before = dump(path)
     store = Store(f"sqlite:///file:{path}?mode=ro&uri=true")
-    chat = ChatService(services.registry, services.cache, store)
+    chat = ChatService(services.registry, services.cache, store, services.chat.backends)
     request = AnswerRequest(
         preset=GREEDY, messages=chat_messages("Name a dog."), params={"max_new_tokens": 3}
     )
@@ -192,7 +186,7 @@ def test_a_full_database_says_so_and_keeps_its_rows(tmp_path, services):
         dbapi_connection.execute(f"PRAGMA max_page_count = {pages}")
 
     store.engine.dispose()
-    chat = ChatService(services.registry, services.cache, store)
+    chat = ChatService(services.registry, services.cache, store, services.chat.backends)
     request = AnswerRequest(preset=GREEDY, messages=chat_messages("y" * 19_000), params={"max_new_tokens": 3})
     *_, last = chat.answer(request, conversation)
     assert "this answer was not saved" in last.error and "full" in last.error

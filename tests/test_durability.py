@@ -14,9 +14,10 @@ from tests.appproc import AppProcess
 
 
 def test_acknowledged_answers_survive_sigkill_under_load(tmp_path):
-    """A smaller bench/load.py: 4 sessions for 12 s, SIGKILL, then every answer whose final update
-    (with its turn id) reached a client is stored with its streamed text, and the app restarts."""
-    result = run_load(tmp_path / "load.db", sessions=4, seconds=12, max_new_tokens=8)
+    """A smaller bench/load.py: 4 sessions until 6 answers are acknowledged, SIGKILL with the others
+    mid-answer, then every answer whose final update (with its turn id) reached a client is stored
+    with its streamed text, and the app restarts. It counts answers, it does not bet on a window."""
+    result = run_load(tmp_path / "load.db", sessions=4, max_new_tokens=8, answers=6)
     assert result.acknowledged, f"no answer was acknowledged: {result.errors}"
     assert result.lost == [] and result.mismatched == [], result.summary()
     assert result.integrity == "ok"

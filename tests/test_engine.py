@@ -236,7 +236,7 @@ def test_native_greedy_tokens_and_logits_are_the_reference_implementations(arch)
     want = data["generate_output_ids"][0, len(prompt) :].tolist()
     runner = PackedRunner(model, Layout("packed", 4))
     rows = [RowState(prompt, slot=0), RowState(data["input_ids"][1].tolist(), slot=1)]
-    runner.reserve(len(prompt) + len(want) + 2)
+    runner.reserve(len(prompt) + len(want) + 2, 2)
     tokens, chosen_by = [], []
     with torch.inference_mode():
         logits = runner.forward([], rows)
@@ -252,7 +252,25 @@ def test_native_greedy_tokens_and_logits_are_the_reference_implementations(arch)
         long = RowState(data["long_input_ids"][0].tolist(), slot=0)
         short = RowState(prompt, slot=1)
         runner = PackedRunner(model, Layout("packed", 4))
-        runner.reserve(64)
+        runner.reserve(64, 2)
         with torch.inference_mode():
             last = runner.forward([], [long, short])[0]
         torch.testing.assert_close(last, data["long_logits"][0, -1], **STRICT)
+
+
+def test_a_probe_is_remembered_for_the_same_model_machine_and_code(tiny, services, tmp_path):
+    from playground.engine.backends.local import LocalBackend
+    from playground.engine.generation.probe import ProbeRecord
+
+    record = tmp_path / "probes.json"
+    first = LocalBackend(services.cache, 8, ProbeRecord(record))
+    first.engine(tiny)
+    proven = first.probe_result(tiny.request)
+    assert record.is_file() and "remembered" not in proven.reason
+    again = LocalBackend(services.cache, 8, ProbeRecord(record))
+    again.engine(tiny)
+    remembered = again.probe_result(tiny.request)
+    assert remembered.layout == proven.layout and "remembered from an earlier probe" in remembered.reason
+    other_rows = LocalBackend(services.cache, 4, ProbeRecord(record))  # another key: probed anew
+    other_rows.engine(tiny)
+    assert "remembered" not in other_rows.probe_result(tiny.request).reason

@@ -32,7 +32,7 @@ from playground.services.data.export import (
 )
 from playground.store.db import Store, TurnRecord
 from playground.store.models import Conversation, Rating, Turn, Vote
-from tests.conftest import fresh_services
+from tests.conftest import free_port, fresh_services
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOL, GREEDY = "smollm2-135m-instruct", "smollm2-135m-instruct-greedy"
@@ -153,7 +153,14 @@ def build_rules(store: Store) -> dict:
 
 
 def records(store: Store, fmt: str, **flt) -> list[dict]:
-    return list(export_records(store.engine, fmt, ExportFilter(**flt)))
+    """The export's records; a DPO row's ``metadata`` is flattened beside prompt/chosen/rejected."""
+    out = list(export_records(store.engine, fmt, ExportFilter(**flt)))
+    return [flat(r) for r in out] if fmt == "dpo" else out
+
+
+def flat(row: dict) -> dict:
+    assert set(row) == {"prompt", "chosen", "rejected", "metadata"}, row.keys()
+    return {**row["metadata"], "prompt": row["prompt"], "chosen": row["chosen"], "rejected": row["rejected"]}
 
 
 def test_dpo_from_votes_winner_against_each_loser_of_the_round_judged(rules):
@@ -202,7 +209,7 @@ def test_dpo_from_ratings_latest_rating_same_messages_no_failed_or_identical_ans
     assert pair["chosen_rating_id"] and pair["rejected_rating_id"] and pair["vote_id"] is None
     assert pair["conversation_id"] != pair["rejected_conversation_id"]
     keys = {tuple(p) for p in records(store, "dpo")}
-    assert len(keys) == 1  # one schema for every record
+    assert len(keys) == 1  # one schema for every record (and every metadata)
 
 
 def test_sharegpt_one_thread_per_column_and_one_record_per_notebook_cell(rules):
@@ -241,19 +248,22 @@ def test_jsonl_and_csv_carry_ratings_scores_votes_and_the_filters_apply(rules):
         "seed",
         "params",
     }
-    rows = records(store, "csv")
+    rows = records(store, "csv", include_unvoted=True)
     assert len(rows) == store.count(Turn)
+    assert len(records(store, "csv")) == store.count(Turn) - 1  # the unvoted battle's answer: left out
     row = next(r for r in rows if r["turn_id"] == ids["changed_mind"])
     assert row["rating"] == 1 and row["conversation_mode"] == "api" and json.loads(row["messages"])[0]["role"]
 
     assert {c["mode"] for c in records(store, "jsonl", mode="arena")} == {"arena"}
     assert ids["old"] not in {c["id"] for c in records(store, "jsonl", since=datetime.now().date())}
     assert ids["old"] in {c["id"] for c in records(store, "jsonl")}
-    shown = {c["id"] for c in records(store, "jsonl", hide_open_battles=True)}
+    shown = {c["id"] for c in records(store, "jsonl")}  # by default, unvoted battles are left out
     assert ids["arena"] in shown and ids["open_arena"] not in shown
+    assert ids["open_arena"] in {c["id"] for c in records(store, "jsonl", include_unvoted=True)}
     for fmt in ("dpo", "csv", "sharegpt"):  # the filter also composes with the queries on votes and turns
-        hidden = records(store, fmt, hide_open_battles=True)
+        hidden = records(store, fmt)
         assert 0 < len(hidden) and "secret A" not in json.dumps(hidden)
+        assert "secret A" in json.dumps(records(store, fmt, include_unvoted=True)) or fmt == "dpo"
 
 
 def test_the_same_pairs_threads_and_filters_on_postgresql(rules, postgres_url):
@@ -272,6 +282,7 @@ def test_the_same_pairs_threads_and_filters_on_postgresql(rules, postgres_url):
             store_.engine if store_ is sqlite_store else engine, fmt, ExportFilter(**flt)
         ):
             if fmt == "dpo":
+                r = flat(r)
                 out.append(
                     (
                         r["source"],
@@ -290,7 +301,7 @@ def test_the_same_pairs_threads_and_filters_on_postgresql(rules, postgres_url):
         return sorted(out, key=repr)
 
     for fmt in ("dpo", "sharegpt", "csv", "jsonl"):
-        for flt in ({}, {"hide_open_battles": True}, {"mode": "api"}):
+        for flt in ({}, {"include_unvoted": True}, {"mode": "api"}):
             assert shape(store, ids, fmt, **flt) == shape(sqlite_store, sqlite_ids, fmt, **flt), (fmt, flt)
 
 
@@ -414,7 +425,7 @@ def test_cli_writes_stdout_reads_playground_db_and_touches_nothing(rules, tmp_pa
     before = table_rows(db)
     done = cli("export", "--format", "dpo", "--out", "-", env={"PLAYGROUND_DB": str(db)})
     assert done.returncode == 0, done.stderr
-    assert [json.loads(line)["source"] for line in done.stdout.splitlines()].count("vote") == 4
+    assert [json.loads(line)["metadata"]["source"] for line in done.stdout.splitlines()].count("vote") == 4
     assert done.stderr.strip() == "wrote 7 dpo record(s) to -"
     out = tmp_path / "turns.csv"
     done = cli("export", "--format", "csv", "--out", str(out), "--db", str(db), "--mode", "notebook")
@@ -545,9 +556,18 @@ def test_jsonl_has_every_conversation_with_turns_ratings_scores_and_votes(data, 
     services, db, ids = data
     done = export(db, "jsonl", tmp_path / "all.jsonl")
     assert done.returncode == 0, done.stderr
-    assert "wrote 4 jsonl record(s)" in done.stderr
+    assert "wrote 3 jsonl record(s)" in done.stderr  # the battle without a vote is left out …
     records = lines(tmp_path / "all.jsonl")
-    assert sorted(r["mode"] for r in records) == ["arena", "arena", "compare", "notebook"]
+    assert sorted(r["mode"] for r in records) == ["arena", "compare", "notebook"]
+    assert all(r["votes"] for r in records if r["mode"] == "arena")
+    done = export(db, "jsonl", tmp_path / "with.jsonl", "--include-unvoted")  # … unless asked for
+    assert done.returncode == 0 and "wrote 4 jsonl record(s)" in done.stderr
+    assert sorted(r["mode"] for r in lines(tmp_path / "with.jsonl")) == [
+        "arena",
+        "arena",
+        "compare",
+        "notebook",
+    ]
     compare = next(r for r in records if r["id"] == ids["compare"])
     turns = {t["id"]: t for t in compare["turns"]}
     assert (
@@ -561,11 +581,40 @@ def test_jsonl_has_every_conversation_with_turns_ratings_scores_and_votes(data, 
 
 
 @slow
+def test_the_cli_and_the_web_export_leave_out_the_same_unvoted_battles(data, tmp_path):
+    """One rule for both: an arena battle without a vote is left out unless asked for (the CLI's
+    --include-unvoted, the Data tab's option), in every format."""
+    from playground.ui.app import CSS, build_app
+
+    services, db, _ = data
+    demo = build_app(services)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, css=CSS)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        for fmt in ("jsonl", "csv", "dpo", "sharegpt"):
+            for cli_flags, web_options in (((), []), (("--include-unvoted",), ["include unvoted battles"])):
+                out = tmp_path / f"{fmt}-{len(cli_flags)}.{'csv' if fmt == 'csv' else 'jsonl'}"
+                assert export(db, fmt, out, *cli_flags).returncode == 0
+                web, _status = client.predict(fmt, "", "all", web_options, api_name="/export")
+                assert Path(web).read_text(encoding="utf-8") == out.read_text(encoding="utf-8"), (
+                    fmt,
+                    cli_flags,
+                )
+        default, _ = client.predict("jsonl", "", "all", api_name="/export")  # the option's default: left out
+        assert len(lines(Path(default))) == 3
+    finally:
+        demo.close()
+
+
+@slow
 def test_csv_is_one_answer_per_row_with_its_reproducibility_fields(data, tmp_path):
     services, db, ids = data
-    assert export(db, "csv", tmp_path / "turns.csv").returncode == 0
+    assert export(db, "csv", tmp_path / "turns.csv", "--include-unvoted").returncode == 0
     rows = list(csv.DictReader((tmp_path / "turns.csv").open(encoding="utf-8")))
     assert len(rows) == len(services.store.turns())
+    assert export(db, "csv", tmp_path / "voted.csv").returncode == 0  # the unvoted battle's two answers: out
+    assert len(list(csv.DictReader((tmp_path / "voted.csv").open(encoding="utf-8")))) == len(rows) - 2
     liked = next(r for r in rows if int(r["turn_id"]) == ids["liked"])
     assert (
         liked["rating"] == "1" and liked["seed"] == "5" and json.loads(liked["params"])["max_new_tokens"] == 6
@@ -577,7 +626,7 @@ def test_csv_is_one_answer_per_row_with_its_reproducibility_fields(data, tmp_pat
 def test_dpo_pairs_come_from_decisive_votes_and_opposite_ratings(data, tmp_path):
     services, db, ids = data
     assert export(db, "dpo", tmp_path / "pairs.jsonl").returncode == 0
-    pairs = lines(tmp_path / "pairs.jsonl")
+    pairs = [flat(p) for p in lines(tmp_path / "pairs.jsonl")]
     turns = {t.id: t for t in services.store.turns()}
     compare = [p for p in pairs if p["conversation_id"] == ids["compare"]]
     assert len(compare) == 1  # the vote's pair; the 👍/👎 pair is the same one and is not repeated
@@ -592,10 +641,15 @@ def test_dpo_pairs_come_from_decisive_votes_and_opposite_ratings(data, tmp_path)
 
 @slow
 def test_sharegpt_threads_and_the_filters(data, tmp_path):
-    _, db, _ = data
-    assert export(db, "sharegpt", tmp_path / "chat.jsonl", "--mode", "compare").returncode == 0
+    services, db, ids = data
+    finish = {t.id: t.finish_reason for t in services.store.turns(ids["compare"])}  # one answer per column
+    assert export(db, "sharegpt", tmp_path / "complete.jsonl", "--mode", "compare").returncode == 0
+    complete = {i for i, reason in finish.items() if reason in ("eos", "stop_string")}
+    assert {r["turn_id"] for r in lines(tmp_path / "complete.jsonl")} == complete  # by default, complete only
+    flags = ("--mode", "compare", "--include-incomplete")  # also those cut by max_new_tokens (6 here)
+    assert export(db, "sharegpt", tmp_path / "chat.jsonl", *flags).returncode == 0
     records = lines(tmp_path / "chat.jsonl")
-    assert len(records) == 2  # one thread per column
+    assert len(records) == 2 and {r["turn_id"] for r in records} == set(finish)  # one thread per column
     assert [m["from"] for m in records[0]["conversations"]] == ["system", "human", "gpt"]
     done = export(db, "jsonl", tmp_path / "none.jsonl", "--since", "2999-01-01")
     assert done.returncode == 0 and (tmp_path / "none.jsonl").read_text() == ""

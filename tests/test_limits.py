@@ -58,7 +58,8 @@ def test_votes_per_hour_slide_with_the_clock():
 @pytest.fixture(scope="module")
 def tight_app(tmp_path_factory, model_cache_dir):
     """A real app whose limits are small enough to hit: 1 generation per visitor and 2 overall,
-    600-character messages, 2 rounds per conversation, 2 votes an hour, addresses like sessions."""
+    600-character messages, 2 rounds per conversation, 2 votes and 2 ratings an hour, addresses like
+    sessions."""
     from playground.ui.app import CSS, build_app
 
     limits = Limits(
@@ -68,6 +69,7 @@ def tight_app(tmp_path_factory, model_cache_dir):
         total_generations=2,
         votes_per_hour=2,
         address_factor=1,
+        ratings_per_hour=2,
     )
     services = fresh_services(tmp_path_factory.mktemp("tight"), model_cache_dir, limits=limits)
     demo = build_app(services)
@@ -171,6 +173,30 @@ def test_size_turn_and_vote_limits_answer_with_their_cause_and_store_nothing(tig
     assert len(store.votes()) == 2
 
 
+def test_ratings_scores_and_comments_per_hour_across_endpoints_store_nothing_past_the_limit(tight_app):
+    url, services = tight_app
+    client = Client(url, verbose=False)
+    store = services.store
+    pair = json.dumps(["smollm2-135m-instruct-greedy"] * 2)
+    final = client.submit(pair, say("Hi"), json.dumps({"max_new_tokens": 2}), "", "", api_name="/compare")
+    answer = final.result(timeout=120)["columns"][0]["turn_id"]
+    grid = client.submit(
+        ONE, json.dumps([{"prompt": "Hi"}]), "{}", 1, "{prompt}", 0, api_name="/notebook_run"
+    ).result(timeout=120)
+    cell = grid["cells"][0]["turn_id"]
+    client.predict(answer, 1, "[]", "", api_name="/rate")
+    with pytest.raises(Exception, match="unknown like reason"):  # a refused rating does not count
+        client.predict(answer, 1, '["nope"]', "", api_name="/rate")
+    client.predict(cell, 0, 4, "[]", "fine", api_name="/notebook_rate")
+    before = (len(store.ratings()), len(store.scores()))
+    over = r"you have rated or commented 2 times in the last hour, the most allowed here \(2, --ratings-per-hour\)"
+    with pytest.raises(Exception, match=over):
+        client.predict(cell, -1, 0, "[]", "", api_name="/notebook_rate")
+    with pytest.raises(Exception, match=over):
+        client.predict(answer, -1, "[]", "a comment", api_name="/rate")
+    assert (len(store.ratings()), len(store.scores())) == before == (1, 1)
+
+
 def test_limits_are_settings():
     settings = Settings.from_args(
         [
@@ -184,8 +210,12 @@ def test_limits_are_settings():
             "5",
             "--votes-per-hour",
             "9",
+            "--ratings-per-hour",
+            "7",
+            "--max-grid-cells",
+            "40",
         ]
     )
-    assert settings.limits == Limits(100, 3, 2, 5, 9)
+    assert settings.limits == Limits(100, 3, 2, 5, 9, ratings_per_hour=7, max_grid_cells=40)
     with pytest.raises(PlaygroundError, match="max_turns must be at least 1"):
         Limits(max_turns=0)

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -71,7 +69,9 @@ def test_the_models_match_the_newest_revision():
     assert diff == []
 
 
-def test_a_database_from_a_newer_version_is_refused_with_a_message(tmp_path):
+def test_a_database_from_a_newer_version_is_refused_with_a_message(tmp_path, capsys):
+    from playground.cli import main
+
     db = tmp_path / "newer.sqlite"
     Store(str(db)).engine.dispose()
     with sqlite3.connect(db) as connection:
@@ -81,15 +81,8 @@ def test_a_database_from_a_newer_version_is_refused_with_a_message(tmp_path):
         DatabaseTooNew, match="newer version of the playground.*f00dcafe.*upgrade the playground"
     ):
         Store(str(db))
-    started = subprocess.run(
-        [sys.executable, str(ROOT / "app.py"), "--db", str(db), "--port", "0"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-    )
-    assert started.returncode == 2
-    assert "made by a newer version of the playground" in started.stderr
+    assert main(["--db", str(db), "--port", "0"]) == 2  # what app.py exits with
+    assert "made by a newer version of the playground" in capsys.readouterr().err
     assert dump(db) == before
 
 

@@ -75,6 +75,25 @@ def test_presets_and_render_prompt_endpoints(live_app):
         )
 
 
+def test_presets_say_how_each_model_is_batched_here_once_probed(services, smollm, live_app):
+    """The probe's verdict per model, in the service and in /presets: not checked before first use,
+    then the layout and why (here the embedded model batches reproducibly or says it does not)."""
+    presets = {p["name"]: p for p in services.presets.list()}
+    assert (
+        presets["smollm2-135m-instruct"]["batching"] is None or presets["smollm2-135m-instruct"]["batching"]
+    )
+    services.chat.backends.machine.engine(smollm)  # what the first answer does
+    for listing in (services.presets.list(), Client(live_app, verbose=False).predict(api_name="/presets")):
+        batching = {p["name"]: p["batching"] for p in listing}
+        verdict = batching["smollm2-135m-instruct"]
+        assert verdict == batching["smollm2-135m-instruct-greedy"]  # one model, one verdict
+        assert verdict["layout"] in ("packed", "fixed", "single") and verdict["summary"]
+        if verdict["batched"]:
+            assert "same text alone or batched" in verdict["summary"]
+        else:
+            assert "one answer at a time: answers are reproducible" in verdict["summary"]
+
+
 def test_the_list_names_files_relative_to_their_folder_and_the_quantisation_applied(services, hub):
     """No server paths; a GPTQ checkpoint's quantisation is read from its config in the (offline) Hub
     cache, or from its branch name, not the preset's ``quantization: none``."""
@@ -86,6 +105,8 @@ def test_the_list_names_files_relative_to_their_folder_and_the_quantisation_appl
     gptq = services.registry.get("tulu-7b-gptq")
     assert gptq.model.quantization == "none"
     assert listed["tulu-7b-gptq"]["applied_quantization"] == "GPTQ 4-bit, group 128"  # its main branch
-    assert applied_quantization(gptq.model, "gptq-4bit-32g-actorder_True") == "GPTQ 4-bit, group 32, act-order"
+    assert (
+        applied_quantization(gptq.model, "gptq-4bit-32g-actorder_True") == "GPTQ 4-bit, group 32, act-order"
+    )
     assert applied_quantization(gptq.model, "gptq-8bit-128g-actorder_False") == "GPTQ 8-bit, group 128"
     assert listed["smollm2-135m-instruct"]["applied_quantization"] == "none"

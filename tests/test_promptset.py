@@ -6,6 +6,8 @@ import pytest
 
 from playground.errors import PlaygroundError
 from playground.services.notebook.prompts import (
+    MAX_IMPORT_BYTES,
+    MAX_ROWS,
     build_rows,
     fill,
     load_file,
@@ -111,3 +113,37 @@ def test_pasted_lines_and_the_editable_table_round_trip():
     )
     assert headers == ["prompt", "text", "history"] and values[0][:2] == ["p", "x"]
     assert table_records(headers, [*values, ["", "", ""]]) == [dict(zip(headers, values[0], strict=True))]
+
+
+def test_an_import_over_the_size_cap_is_refused_before_it_is_read(tmp_path):
+    huge = tmp_path / "huge.csv"
+    with huge.open("wb") as f:  # 64 GB on paper, no blocks on disk: reading it would not end well
+        f.write(b"prompt\nHi\n")
+        f.truncate(64 * 2**30)
+    with pytest.raises(PlaygroundError, match=r"huge.csv is 65536.0 MB; an import takes at most 5 MB"):
+        load_file(huge)
+    just_under = tmp_path / "fits.csv"
+    just_under.write_bytes(b"prompt\n" + (b"x" * 5200 + b"\n") * MAX_ROWS)  # 4.96 MB
+    assert just_under.stat().st_size < MAX_IMPORT_BYTES and len(load_file(just_under)) == MAX_ROWS
+    with pytest.raises(PlaygroundError, match=r"the pasted text is 5.0 MB; an import takes at most 5 MB"):
+        parse_pasted("prompt\n" + "y" * MAX_IMPORT_BYTES, "CSV with a header row")
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("rows.csv", "prompt\n" + "".join(f"p{n}\n" for n in range(MAX_ROWS + 1))),
+        ("rows.jsonl", "".join(json.dumps({"prompt": f"p{n}"}) + "\n" for n in range(MAX_ROWS + 1))),
+    ],
+)
+def test_an_import_over_the_row_cap_is_refused(tmp_path, name, content):
+    (tmp_path / name).write_text(content)
+    with pytest.raises(
+        PlaygroundError, match=rf"{name}: more than 1,000 rows; an import takes at most 1,000"
+    ):
+        load_file(tmp_path / name)
+    (tmp_path / name).write_text(content.rsplit("\n", 2)[0] + "\n")  # one row fewer: exactly the cap
+    assert len(load_file(tmp_path / name)) == MAX_ROWS
+    lines = "\n".join(f"p{n}" for n in range(MAX_ROWS + 1))
+    with pytest.raises(PlaygroundError, match="pasted text: more than 1,000 rows"):
+        parse_pasted(lines, "one prompt per line")

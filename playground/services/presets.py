@@ -13,7 +13,7 @@ import yaml
 from playground.engine.generation.params import parse_params
 from playground.engine.models import embedded
 from playground.engine.models.presets import NAME_RE, ModelSpec, Preset, PresetRegistry, load_preset_file
-from playground.engine.models.templates import Message, chat_messages
+from playground.engine.models.templates import Message, chat_messages, resolve_system
 from playground.errors import PlaygroundError
 
 
@@ -75,7 +75,7 @@ class PresetService:
     ) -> dict[str, Any]:
         """The exact string the model receives, and its token count when the tokenizer is at hand."""
         preset = self.registry.get(name)
-        system = preset.system_prompt if system_prompt is None else system_prompt
+        system = resolve_system(messages, system_prompt, preset.system_prompt)
         if preset.template.kind == "server":
             payload = json.dumps(chat_messages(messages, system), ensure_ascii=False, indent=1)
             note = f"rendered by the server at {preset.model.base_url}: these are the messages sent"

@@ -1,5 +1,6 @@
 """Tables: conversations, turns (one model answer each), ratings of a turn, votes between columns,
-notebook cells, scores, arena battles and the rounds a side-by-side conversation shows."""
+notebook cells, scores, arena battles, the rounds a side-by-side conversation shows, saved notebooks
+with their runs, and an LLM judge's verdicts (apart from human votes)."""
 
 from __future__ import annotations
 
@@ -176,3 +177,67 @@ class CompareRounds(Base):
     conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id"), primary_key=True)
     rounds: Mapped[list] = mapped_column(JSON, default=list)  # [{"user": str, "turns": [id | null]}]
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class Notebook(Base):
+    """A saved notebook: a document (prompt set, template, models, checks, judge settings) with a link.
+
+    ``id`` is the link's token (128 random bits), never a run or conversation id; ``owner`` the
+    SHA-256 of the creating visitor's key (on a public deployment only its holder may edit or run).
+    """
+
+    __tablename__ = "notebooks"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    owner: Mapped[str] = mapped_column(String(64), index=True)
+    document: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class NotebookRun(Base):
+    """One Run of a saved notebook (its version ``version``): the grid run's conversation, whose cells
+    are its ``notebook_cells``, and the document as it was run."""
+
+    __tablename__ = "notebook_runs"
+    __table_args__ = (UniqueConstraint("notebook_id", "version", name="one_run_per_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    notebook_id: Mapped[str] = mapped_column(ForeignKey("notebooks.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id"))
+    document: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class JudgeVerdict(Base):
+    """An LLM judge's verdict on a notebook run, kept apart from human votes (no leaderboard of votes
+    reads this table).
+
+    Pairwise: ``turn_a`` against ``turn_b`` (models ``model_a``/``model_b``), judged in both orders;
+    ``outcome`` is ``a`` or ``b`` when both orders named the same winner, else ``tie``. Rubric: the
+    answer ``turn_a`` scored 1–5 (``score``; None when the judge gave no score). ``calls`` holds each
+    judge generation as it ran (rendered prompt, params with the seed, output, finish reason).
+    """
+
+    __tablename__ = "judge_verdicts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    judging: Mapped[str] = mapped_column(String(32), index=True)  # one judge pass over a run
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # pairwise | rubric
+    row_index: Mapped[int] = mapped_column(Integer)
+    sample_index: Mapped[int] = mapped_column(Integer, default=0)
+    model_a: Mapped[str] = mapped_column(String(128))
+    model_b: Mapped[str | None] = mapped_column(String(128))
+    turn_a: Mapped[int] = mapped_column(ForeignKey("turns.id"))
+    turn_b: Mapped[int | None] = mapped_column(ForeignKey("turns.id"))
+    outcome: Mapped[str | None] = mapped_column(String(16))  # a | b | tie (pairwise)
+    score: Mapped[int | None] = mapped_column(Integer)  # 1–5 (rubric)
+    rationale: Mapped[str] = mapped_column(Text, default="")
+    judge_preset: Mapped[str] = mapped_column(String(128))
+    judge_model_id: Mapped[str] = mapped_column(String(256))
+    judge_revision: Mapped[str] = mapped_column(String(256))
+    calls: Mapped[list] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

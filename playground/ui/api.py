@@ -15,6 +15,7 @@ from playground.container import Services
 from playground.errors import PlaygroundError
 from playground.services.answers.chat import AnswerRequest, messages_from
 from playground.services.answers.conversation import ColumnSetup, round_index
+from playground.ui.access import Guard
 from playground.ui.common import GENERATION, generation_slot, session_id, session_key, user_errors, visitor
 
 
@@ -31,6 +32,7 @@ def parse_json(raw: str | None, what: str, default):
 
 
 def register_api(services: Services) -> None:
+    guard = Guard(services)
     slot = generation_slot(services.gate)
     generating = dict(concurrency_id=GENERATION, concurrency_limit=services.settings.limits.total_generations)
 
@@ -159,11 +161,16 @@ def register_api(services: Services) -> None:
         )
         return saved.summary()
 
-    gr.api(generate, api_name="generate", **generating)
-    gr.api(presets, api_name="presets")
-    gr.api(render_prompt, api_name="render_prompt")
-    gr.api(save_preset, api_name="save_preset")
-    gr.api(compare, api_name="compare", **generating)
-    gr.api(rate, api_name="rate")
-    gr.api(vote, api_name="vote")
-    gr.api(stop, api_name="stop")
+    gr.api(guard.anyone(generate), api_name="generate", **generating)
+    gr.api(guard.anyone(presets), api_name="presets")
+    gr.api(guard.anyone(render_prompt), api_name="render_prompt")
+    gr.api(guard.nobody(save_preset, "saving a user preset"), api_name="save_preset")
+    # an empty conversation_id starts a new conversation; a given one is continued by its owner only
+    gr.api(
+        guard.owner(compare, conversation="conversation_id", action="continue it"),
+        api_name="compare",
+        **generating,
+    )
+    gr.api(guard.owner(rate, answer="turn_id", action="rate it", spends="ratings"), api_name="rate")
+    gr.api(guard.owner(vote, conversation="conversation_id", action="vote on it"), api_name="vote")
+    gr.api(guard.owner(stop), api_name="stop")  # stops only the caller's own generations

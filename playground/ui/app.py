@@ -6,6 +6,7 @@ import gradio as gr
 
 from playground import __version__
 from playground.container import Services
+from playground.ui.access import Guard, check_rules
 from playground.ui.api import register_api
 from playground.ui.arena_api import register_arena_api
 from playground.ui.arena_tab import build_arena_tab
@@ -14,6 +15,7 @@ from playground.ui.compare_tab import build_compare_tab
 from playground.ui.data_tab import build_data_tab, register_data_api
 from playground.ui.leaderboard_tab import build_leaderboard_tab
 from playground.ui.notebook_api import register_notebook_api
+from playground.ui.notebook_saved_api import register_notebook_saved_api
 from playground.ui.notebook_tab import build_notebook_tab
 from playground.ui.presets_tab import build_presets_tab
 
@@ -46,11 +48,15 @@ def build_app(services: Services) -> gr.Blocks:
         )
         warming = gr.Markdown(_warm_status(services), elem_id="warm-up", visible=bool(_warm_status(services)))
         timer = gr.Timer(1.0, active=not services.warmup.ready.is_set())
-        timer.tick(lambda: _warm_update(services), outputs=[warming, timer], api_visibility="private")
+        guard = Guard(services)
+        timer.tick(
+            guard.anyone(lambda: _warm_update(services)), outputs=[warming, timer], api_visibility="private"
+        )
         # public API endpoints first, so their stable names win over the tabs' private handlers
         register_api(services)
         register_arena_api(services)
         register_notebook_api(services)
+        register_notebook_saved_api(services)
         register_data_api(services)
         browser = browser_key()
         with gr.Tabs():
@@ -69,11 +75,13 @@ def build_app(services: Services) -> gr.Blocks:
                 build_presets_tab(
                     services, [*compare.dropdowns, notebook.models], shown_on=[presets_tab.select]
                 )
-        # a reload (or a second tab of this browser) shows its conversation, battle and grid again
-        loaded = demo.load(remember_browser, [browser], [browser], api_visibility="private")
-        for on_load in (compare.on_load, arena.on_load, notebook.on_load):
-            loaded.then(*on_load, api_visibility="private")
-        demo.unload(_page_gone(services))
+        # a reload (or a second tab of this browser) shows its conversation, battle and grid again;
+        # anyone: each shows the caller's own only (the services check the browser key's ownership)
+        loaded = demo.load(guard.anyone(remember_browser), [browser], [browser], api_visibility="private")
+        for fn, inputs, outputs in (compare.on_load, arena.on_load, notebook.on_load):
+            loaded.then(guard.anyone(fn), inputs, outputs, api_visibility="private")
+        demo.unload(guard.owner(_page_gone(services)))  # stops only its own session's generations
+    check_rules(demo)  # an endpoint or event without an access rule: the app does not start
     demo.queue(default_concurrency_limit=8)
     _calm_queue_polling(demo)
     return demo

@@ -12,11 +12,12 @@ import gradio as gr
 
 from playground.container import Services
 from playground.services.leaderboard.service import LeaderboardFilters
+from playground.ui.access import Guard
 from playground.ui.common import GENERATION, generation_slot, session_id, user_errors, visitor
 
 
 def register_arena_api(services: Services) -> None:
-    arena = services.arena
+    arena, guard = services.arena, Guard(services)
 
     @user_errors
     def arena_new(request: gr.Request = None) -> dict:
@@ -51,9 +52,14 @@ def register_arena_api(services: Services) -> None:
         filters = LeaderboardFilters.parse(include_compare, include_leaked, since, until)
         return services.leaderboard.compute(filters).rows()
 
-    gr.api(arena_new, api_name="arena_new")
+    gr.api(guard.anyone(arena_new), api_name="arena_new")
     limit = services.settings.limits.total_generations
-    gr.api(arena_send, api_name="arena_send", concurrency_id=GENERATION, concurrency_limit=limit)
-    gr.api(arena_vote, api_name="arena_vote")
-    gr.api(arena_stop, api_name="arena_stop")
-    gr.api(leaderboard, api_name="leaderboard")
+    gr.api(
+        guard.owner(arena_send, battle="battle_id", action="play it"),
+        api_name="arena_send",
+        concurrency_id=GENERATION,
+        concurrency_limit=limit,
+    )
+    gr.api(guard.owner(arena_vote, battle="battle_id", action="vote on it"), api_name="arena_vote")
+    gr.api(guard.owner(arena_stop, battle="battle_id", action="stop it"), api_name="arena_stop")
+    gr.api(guard.anyone(leaderboard), api_name="leaderboard")

@@ -14,6 +14,7 @@ import gradio as gr
 
 from playground.container import Services
 from playground.services.answers.arena import SIDES, ArenaView, Reveal
+from playground.ui.access import Guard
 from playground.ui.common import (
     GENERATION,
     generation_slot,
@@ -139,24 +140,28 @@ def build_arena_tab(services: Services, browser: gr.BrowserState) -> ArenaTab:
         if battle_id:
             arena.stop(battle_id, owner(key, request))
 
+    # access rules (ui/access.py): the battle id comes from the page's storage and belongs to this
+    # browser's key (``owner``), which a reloaded page keeps while its session changes: the service
+    # refuses a battle that is not the key's (ArenaService._get), so the rules name no battle argument
+    guard = Guard(services)
     send_outputs = [*chats, battle, prompt, *vote_btns, status]
     limit = services.settings.limits.total_generations
     generating = dict(api_visibility="private", concurrency_id=GENERATION, concurrency_limit=limit)
     sending = [
-        send_btn.click(send, [prompt, battle, browser], send_outputs, **generating),
-        prompt.submit(send, [prompt, battle, browser], send_outputs, **generating),
+        send_btn.click(guard.owner(send), [prompt, battle, browser], send_outputs, **generating),
+        prompt.submit(guard.owner(send), [prompt, battle, browser], send_outputs, **generating),
     ]
     new_btn.click(  # cancels a running send, so its last update cannot land in the new battle
-        new_battle,
+        guard.anyone(new_battle),
         [battle, browser],
         [*chats, battle, prompt, send_btn, *vote_btns, status],
         cancels=sending,
         api_visibility="private",
     )
-    stop_btn.click(stop, [battle, browser], [status], api_visibility="private")
+    stop_btn.click(guard.owner(stop), [battle, browser], [status], api_visibility="private")
     for btn, (_, outcome, _) in zip(vote_btns, VOTES, strict=True):
         btn.click(
-            _bind(vote, outcome),
+            guard.owner(_bind(vote, outcome)),
             [battle, browser, voted],
             [*chats, prompt, send_btn, *vote_btns, status, voted],
             api_visibility="private",
@@ -174,4 +179,5 @@ def build_arena_tab(services: Services, browser: gr.BrowserState) -> ArenaTab:
             return [[], [], None, *voting(False), ""]
         return [*view.chats, battle_id, *voting(view.can_vote), status_line(view)]
 
+    # anyone: it shows the caller's own battle only, and forgets an id that is not this browser's
     return ArenaTab(voted=voted, on_load=(resume, [battle, browser], [*chats, battle, *vote_btns, status]))

@@ -12,6 +12,7 @@ import gradio as gr
 
 from playground.container import Services
 from playground.services.answers.conversation import ColumnSetup, ConversationView
+from playground.ui.access import Guard
 from playground.ui.common import (
     GENERATION,
     ParamWidgets,
@@ -196,6 +197,10 @@ def build_compare_tab(services: Services, browser: gr.BrowserState) -> CompareTa
         preset = registry.get(name)
         return [card_line(preset), preset.system_prompt, *ParamWidgets.updates(preset.params)]
 
+    # access rules (ui/access.py): these events act on this browser's own conversation only: the page
+    # keeps its id with the browser's key (``owner``), and the service refuses a conversation that is
+    # not the key's (Conversations._get), so the rules name no conversation argument
+    guard = Guard(services)
     # "multiple": a message sent while a round streams is not dropped; it stops that round (which is
     # kept, as stopped) and starts its own (RunRegistry.run); the superseded round leaves the columns
     # to it. Stop sets the round's cancel event (no ``cancels=``): the round ends itself, is stored and
@@ -207,14 +212,17 @@ def build_compare_tab(services: Services, browser: gr.BrowserState) -> CompareTa
         concurrency_limit=services.settings.limits.total_generations,
     )
     send_inputs = [prompt, conversation, browser, ncols, *all_inputs]
-    send_btn.click(send, send_inputs, trigger_mode="multiple", **generating)
-    prompt.submit(send, send_inputs, trigger_mode="multiple", **generating)
-    regen_btn.click(regenerate, [conversation, browser, ncols, *all_inputs], **generating)
-    stop_btn.click(stop_columns, None, None, api_visibility="private")
+    send_btn.click(guard.owner(send), send_inputs, trigger_mode="multiple", **generating)
+    prompt.submit(guard.owner(send), send_inputs, trigger_mode="multiple", **generating)
+    regen_btn.click(guard.owner(regenerate), [conversation, browser, ncols, *all_inputs], **generating)
+    stop_btn.click(guard.owner(stop_columns), None, None, api_visibility="private")
     undo_btn.click(
-        undo, [conversation, browser, ncols], [*shown, vote_status, status], api_visibility="private"
+        guard.owner(undo),
+        [conversation, browser, ncols],
+        [*shown, vote_status, status],
+        api_visibility="private",
     )
-    clear_btn.click(clear, [ncols], [*shown, vote_status, status], api_visibility="private")
+    clear_btn.click(guard.owner(clear), [ncols], [*shown, vote_status, status], api_visibility="private")
 
     def bind_vote(outcome: str):
         def on_vote(cid, key, n: int, request: gr.Request):
@@ -228,17 +236,17 @@ def build_compare_tab(services: Services, browser: gr.BrowserState) -> CompareTa
         (bad_btn, "all_bad"),
     ]:
         btn.click(
-            bind_vote(outcome),
+            guard.owner(bind_vote(outcome)),
             [conversation, browser, ncols],
             [vote_status, *vote_btns],
             api_visibility="private",
         )
     resize_outputs = [ncols, *(c.box for c in columns), *best_btns, bad_btn]
-    add_btn.click(lambda n: resize(n, +1), [ncols], resize_outputs, api_visibility="private")
-    remove_btn.click(lambda n: resize(n, -1), [ncols], resize_outputs, api_visibility="private")
+    add_btn.click(guard.anyone(lambda n: resize(n, +1)), [ncols], resize_outputs, api_visibility="private")
+    remove_btn.click(guard.anyone(lambda n: resize(n, -1)), [ncols], resize_outputs, api_visibility="private")
     for i, col in enumerate(columns):
         col.preset.change(
-            choose_preset,
+            guard.anyone(choose_preset),
             [col.preset],
             [col.card, col.system, *col.params.components()],
             api_visibility="private",

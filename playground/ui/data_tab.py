@@ -1,8 +1,9 @@
 """The Data tab and ``/replay``: stored conversations out as files, and any stored answer re-run.
 
-Exports are written row by row by ``services/export.py`` into a temporary file, then offered as
-a download; arena battles without a vote are left out (their names are still secret). The Export
-button's event is also the ``/export`` endpoint (format, since, mode → the file and a status line).
+Exports are written row by row by ``services/data/export.py`` into a temporary file, then offered as
+a download; arena battles without a vote are left out (their names are still secret) unless the
+options ask for them, the same rule as the CLI's ``--include-unvoted``. The Export button's event is
+also the ``/export`` endpoint (format, since, mode, options → the file and a status line).
 All of it is offered only with ``open_data`` (off on a Space or a share link: an export holds every
 visitor's conversations).
 """
@@ -28,9 +29,11 @@ from playground.services.data.export import (
     ExportFilter,
     check_format,
 )
+from playground.ui.access import Guard
 from playground.ui.common import GENERATION, generation_slot, inline_errors, user_errors
 
 CLOSED = "data export and replay are turned off on this public deployment (start the app with --open-data)"
+OFF = "data export and replay"  # what the access rule names when it refuses
 
 
 def register_data_api(services: Services) -> None:
@@ -44,7 +47,12 @@ def register_data_api(services: Services) -> None:
         yield services.replay.replay(int(turn_id)).as_json()
 
     limit = services.settings.limits.total_generations
-    gr.api(replay, api_name="replay", concurrency_id=GENERATION, concurrency_limit=limit)
+    gr.api(
+        Guard(services).nobody(replay, OFF, unless="open_data"),
+        api_name="replay",
+        concurrency_id=GENERATION,
+        concurrency_limit=limit,
+    )
 
 
 def replay_text(result: ReplayResult) -> str:
@@ -64,6 +72,22 @@ def replay_text(result: ReplayResult) -> str:
 
 def _quote(text: str) -> str:
     return "\n".join(f"> {line}" for line in (text or "(empty)").splitlines()) or "> (empty)"
+
+
+OPTIONS = {  # the Data tab's export options → ExportFilter fields (the CLI's flags of the same names)
+    "include unvoted battles": {"include_unvoted": True},
+    "include incomplete answers (sharegpt)": {"include_incomplete": True},
+    "conversational DPO": {"dpo_format": "conversational"},
+}
+
+
+def export_options(chosen: list[str] | None) -> dict:
+    fields = {}
+    for option in chosen or []:
+        if option not in OPTIONS:
+            raise PlaygroundError(f"unknown export option {option!r}; choose from {', '.join(OPTIONS)}")
+        fields.update(OPTIONS[option])
+    return fields
 
 
 EXPORTS = Path(tempfile.gettempdir()) / "playground-exports"
@@ -86,15 +110,17 @@ def build_data_tab(services: Services) -> None:
     gr.Markdown(
         "Every stored conversation (rated or not), out as files: **jsonl** (a conversation per line "
         "with its answers, ratings, scores and votes), **csv** (an answer per row with its "
-        "reproducibility fields), **dpo** (chosen/rejected pairs from votes and 👍/👎) or **sharegpt**. "
-        "Arena battles without a vote are left out. The same from the shell: "
-        "`python app.py export --format jsonl --out data.jsonl`."
+        "reproducibility fields), **dpo** (chosen/rejected pairs from votes and 👍/👎) or **sharegpt** "
+        "(complete answers). Arena battles without a vote are left out unless asked for. The same from "
+        "the shell: `python app.py export --format jsonl --out data.jsonl` (`--include-unvoted`, "
+        "`--include-incomplete`, `--dpo-format conversational`)."
     )
     with gr.Row():
         fmt = gr.Dropdown(list(FORMATS), value="jsonl", label="Format", elem_id="data-format")
         since = gr.Textbox(label="Since (YYYY-MM-DD, optional)", elem_id="data-since")
         mode = gr.Dropdown(["all", *MODES], value="all", label="Conversations", elem_id="data-mode")
         export_btn = gr.Button("⬇ Export", variant="primary", elem_id="data-export")
+    options = gr.CheckboxGroup(list(OPTIONS), value=[], label="Options", elem_id="data-options")
     download = gr.File(label="Export file", interactive=False, elem_id="data-file")
     export_status = gr.Markdown("", elem_id="data-export-status")
     gr.Markdown("### Replay an answer\nRe-run a stored answer exactly and compare the text.")
@@ -104,11 +130,12 @@ def build_data_tab(services: Services) -> None:
     replayed = gr.Markdown("", elem_id="data-replay-result")
 
     @user_errors
-    def export(format_: str, since_: str, mode_: str):
+    def export(format_: str, since_: str, mode_: str, options_: list[str] | None = None):
         """Export the stored conversations (format jsonl, csv, dpo or sharegpt; since YYYY-MM-DD or empty;
-        mode all, compare, arena, notebook or api) as a file; arena battles without a vote are left out."""
+        mode all, compare, arena, notebook or api; options: see OPTIONS) as a file; arena battles without
+        a vote are left out unless the options include them."""
         format_ = check_format(format_)
-        flt = ExportFilter.parse(since_, mode_, hide_open_battles=True)
+        flt = ExportFilter.parse(since_, mode_, **export_options(options_))
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         path = _export_folder() / f"playground-{format_}-{stamp}.{EXTENSIONS[format_]}"
         n = services.data.export(format_, path, flt)
@@ -124,9 +151,15 @@ def build_data_tab(services: Services) -> None:
         yield "Replaying…"
         yield replay_text(services.replay.replay(int(turn_id)))
 
-    export_btn.click(export, [fmt, since, mode], [download, export_status], api_name="export")
+    guard = Guard(services)
+    export_btn.click(
+        guard.nobody(export, OFF, unless="open_data"),
+        [fmt, since, mode, options],
+        [download, export_status],
+        api_name="export",
+    )
     replay_btn.click(
-        replay,
+        guard.nobody(replay, OFF, unless="open_data"),
         [turn],
         [replayed],
         api_visibility="private",

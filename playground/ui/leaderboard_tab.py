@@ -12,7 +12,9 @@ import pandas as pd
 
 from playground.container import Services
 from playground.services.leaderboard.service import LeaderboardFilters, LeaderboardResult
+from playground.ui.access import Guard
 from playground.ui.common import inline_errors
+from playground.ui.leaderboard_judge import build_judge_board
 
 PROVISIONAL = "⚠ provisional"
 
@@ -182,8 +184,9 @@ def build_leaderboard_tab(services: Services, refresh_on: list) -> None:
             since.change,
             until.change,
         ],
-        refresh,
+        Guard(services).anyone(refresh),
         [include_compare, include_leaked, style_control, since, until],
         [summary, table, ratings_plot, heatmap],
         api_visibility="private",
     )
+    build_judge_board(services, [*refresh_on, refresh_btn.click])

@@ -15,6 +15,7 @@ import gradio as gr
 from playground.container import Services
 from playground.services.notebook.grid import NotebookRequest
 from playground.services.notebook.prompts import DEFAULT_TEMPLATE
+from playground.ui.access import Guard
 from playground.ui.api import parse_json
 from playground.ui.common import GENERATION, generation_slot, session_id, session_key, user_errors
 
@@ -43,7 +44,12 @@ def register_notebook_api(services: Services) -> None:
 
     @user_errors
     def notebook_rate(
-        turn_id: int, value: int = 0, score: int = 0, reasons: str = "[]", comment: str = ""
+        turn_id: int,
+        value: int = 0,
+        score: int = 0,
+        reasons: str = "[]",
+        comment: str = "",
+        request: gr.Request = None,
     ) -> dict:
         """Rate a grid cell's stored answer (its turn_id): value 1 (👍) or -1 (👎) with reasons (JSON list),
         and/or a score from 1 to 5; 0 leaves either out."""
@@ -51,7 +57,11 @@ def register_notebook_api(services: Services) -> None:
         return notebook.rate(int(turn_id), int(value or 0), int(score or 0), chosen, comment)
 
     @user_errors
-    def notebook_export(conversation_id: str, format: str = "csv") -> dict:  # noqa: A002 - the API's word
+    def notebook_export(
+        conversation_id: str,
+        format: str = "csv",  # noqa: A002 - the API's word
+        request: gr.Request = None,
+    ) -> dict:
         """A grid run (its conversation_id) as "csv" or "jsonl" text: one record per cell."""
         folder = Path(tempfile.mkdtemp(prefix="notebook-export-"))
         path = services.notebook.export(conversation_id, format, folder / f"grid.{format}")
@@ -62,6 +72,14 @@ def register_notebook_api(services: Services) -> None:
         }
 
     limit = services.settings.limits.total_generations
-    gr.api(notebook_run, api_name="notebook_run", concurrency_id=GENERATION, concurrency_limit=limit)
-    gr.api(notebook_rate, api_name="notebook_rate")
-    gr.api(notebook_export, api_name="notebook_export")
+    guard = Guard(services)
+    gr.api(
+        guard.anyone(notebook_run),
+        api_name="notebook_run",
+        concurrency_id=GENERATION,
+        concurrency_limit=limit,
+    )
+    rate_rule = dict(answer="turn_id", action="rate it", spends="ratings")
+    gr.api(guard.owner(notebook_rate, **rate_rule), api_name="notebook_rate")
+    export_rule = dict(notebook="conversation_id", action="export it")  # others: the saved notebook's link
+    gr.api(guard.owner(notebook_export, **export_rule), api_name="notebook_export")

@@ -26,6 +26,7 @@ from playground.services.notebook.prompts import (
     records_table,
     table_records,
 )
+from playground.ui.access import Guard
 from playground.ui.common import (
     GENERATION,
     generation_slot,
@@ -34,6 +35,8 @@ from playground.ui.common import (
     preset_choices,
     session_key,
 )
+from playground.ui.notebook_saved import mount_saved_notebooks
+from playground.ui.notebook_saved_layout import NotebookWidgets
 from playground.ui.notebook_view import feedback_mark, grid_frame, progress_html, row_detail
 
 EXAMPLE = [
@@ -240,7 +243,10 @@ def build_notebook_tab(services: Services, browser: gr.BrowserState) -> Notebook
         services.runs.cancel(session_key(request, "notebook"))
 
     def restore(gid: str | None, key: str | None, diff_only: bool, request: gr.Request):
-        """On page load: the browser's last grid run, read back from the database."""
+        """On page load: the browser's last grid run, read back from the database (a page opened on a
+        saved notebook's link shows that notebook instead: notebook_saved.py opens it)."""
+        if (getattr(request, "query_params", None) or {}).get("notebook"):
+            return {}
         grid = notebook.load(gid, owner(key, request))
         if grid is None:
             return {last_grid: None}
@@ -278,7 +284,14 @@ def build_notebook_tab(services: Services, browser: gr.BrowserState) -> Notebook
 
     @inline_errors(rate_status)
     def rate(
-        st: dict, sample: str, thumb_choice: str, chosen_reasons, score_choice, text: str, diff_only: bool
+        st: dict,
+        sample: str,
+        thumb_choice: str,
+        chosen_reasons,
+        score_choice,
+        text: str,
+        diff_only: bool,
+        request: gr.Request,
     ):
         grid = st["grid"]
         if grid is None or st["selected"] is None:
@@ -298,8 +311,11 @@ def build_notebook_tab(services: Services, browser: gr.BrowserState) -> Notebook
             *export_files(st),
         )
 
+    # access rules (ui/access.py); the grid is this page's own state, its stored run this browser's
+    # key's (``owner``: the run is stored under it, and ``restore`` reads back only the key's runs)
+    guard = Guard(services)
     run_btn.click(
-        run,
+        guard.owner(run),
         [table, template, models, samples, seed, max_new, overrides, only_diff, state, browser],
         [grid_table, progress, state, last_grid, run_status, csv_btn, jsonl_btn],
         api_visibility="private",
@@ -309,20 +325,41 @@ def build_notebook_tab(services: Services, browser: gr.BrowserState) -> Notebook
     )
     # Stop sets the run's cancel event (no ``cancels=``): the run ends itself, stores what finished and
     # the stopped cells, and still delivers the export files.
-    stop_btn.click(stop, None, None, api_visibility="private")
+    stop_btn.click(guard.owner(stop), None, None, api_visibility="private")
     loaded = [table, load_status, load_error, template_status, state]
-    upload.upload(on_upload, [upload, template, state], [*loaded, upload], api_visibility="private")
-    paste_btn.click(on_paste, [pasted, paste_kind, template, state], loaded, api_visibility="private")
+    upload.upload(
+        guard.anyone(on_upload), [upload, template, state], [*loaded, upload], api_visibility="private"
+    )
+    paste_btn.click(
+        guard.anyone(on_paste), [pasted, paste_kind, template, state], loaded, api_visibility="private"
+    )
     for changed in (template.change, table.change):
-        changed(recheck, [table, template, state], [template_status], api_visibility="private")
-    only_diff.change(refilter, [only_diff, state], [grid_table], api_visibility="private")
-    grid_table.select(select, [state], [detail, chosen, sample_pick, state], api_visibility="private")
-    thumb.change(thumb_reasons, [thumb], [reasons], api_visibility="private")
+        changed(guard.anyone(recheck), [table, template, state], [template_status], api_visibility="private")
+    only_diff.change(guard.anyone(refilter), [only_diff, state], [grid_table], api_visibility="private")
+    grid_table.select(
+        guard.anyone(select), [state], [detail, chosen, sample_pick, state], api_visibility="private"
+    )
+    thumb.change(guard.anyone(thumb_reasons), [thumb], [reasons], api_visibility="private")
     rate_btn.click(
-        rate,
+        guard.owner(rate, spends="ratings"),
         [state, sample_pick, thumb, reasons, score, comment, only_diff],
         [rate_status, grid_table, state, csv_btn, jsonl_btn],
         api_visibility="private",
     )
+    # saved notebooks, checks, the judge and run diffs (notebook_saved.py), on this tab's widgets
+    widgets = (
+        table,
+        template,
+        models,
+        samples,
+        seed,
+        max_new,
+        overrides,
+        state,
+        grid_table,
+        progress,
+        only_diff,
+    )
+    mount_saved_notebooks(services, NotebookWidgets(*widgets, show_grid=show_grid))
     restored = [grid_table, progress, state, csv_btn, jsonl_btn, last_grid]
     return NotebookTab(models, (restore, [last_grid, browser, only_diff], restored))

@@ -10,6 +10,7 @@ import gradio as gr
 from playground.container import Services
 from playground.errors import PlaygroundError
 from playground.services.types import Preset, parse_messages
+from playground.ui.access import Guard
 from playground.ui.common import ParamWidgets, inline_errors, param_widgets, params_dict, preset_choices
 
 EXAMPLE = "user: What is the capital of France?\nassistant: Paris.\nuser: And of Italy?"
@@ -135,7 +136,10 @@ def build_presets_tab(services: Services, dropdowns: list[gr.Dropdown], shown_on
             inspect = gr.Button("Show the exact prompt", elem_id="inspect")
             count = gr.Markdown("", elem_id="inspect-count")
             rendered = gr.Code(label="What the model receives", language=None, elem_id="inspect-prompt")
-    with gr.Accordion("Save tuned parameters as a new preset", open=False):
+    # a user preset is a file every visitor's model lists show: saved only where the app is private
+    with gr.Accordion(
+        "Save tuned parameters as a new preset", open=False, visible=not services.settings.public
+    ):
         params = param_widgets(first.params, key="presets")
         with gr.Row():
             new_name = gr.Textbox(
@@ -170,17 +174,22 @@ def build_presets_tab(services: Services, dropdowns: list[gr.Dropdown], shown_on
             gr.update(choices=choices),
         ] + [gr.update(choices=choices) for _ in dropdowns]
 
-    chosen.change(choose, [chosen], [info, system, *params.components()], api_visibility="private")
+    guard = Guard(services)
+    chosen.change(
+        guard.anyone(choose), [chosen], [info, system, *params.components()], api_visibility="private"
+    )
     for event in shown_on:  # the probe runs when a model is first used: show what it found since
         event(
-            lambda name: (table(services), choose(name)[0]),
+            guard.anyone(lambda name: (table(services), choose(name)[0])),
             [chosen],
             [overview, info],
             api_visibility="private",
         )
-    inspect.click(show, [chosen, system, conversation], [count, rendered], api_visibility="private")
+    inspect.click(
+        guard.anyone(show), [chosen, system, conversation], [count, rendered], api_visibility="private"
+    )
     save.click(
-        save_preset,
+        guard.nobody(save_preset, "saving a user preset"),
         [chosen, new_name, new_display, system, *params.components()],
         [saved, overview, chosen, *dropdowns],
         api_visibility="private",

@@ -9,7 +9,8 @@ import gradio as gr
 
 from playground.errors import PlaygroundError
 from playground.services.answers.feedback import reasons_for
-from playground.ui.common import inline_errors
+from playground.ui.access import Guard
+from playground.ui.common import inline_errors, owner
 
 
 @dataclass
@@ -33,25 +34,27 @@ class RatingPanel:
         panel = cls(services, box, title, reasons, comment, save, current)
 
         @inline_errors(title)
-        def save_reasons(rating: dict | None, chosen: list[str], text: str):
+        def save_reasons(rating: dict | None, chosen: list[str], text: str, request: gr.Request):
             if not rating:
                 raise PlaygroundError("rate an answer first (👍 / 👎 under it)")
             services.feedback.explain(rating["id"], rating["value"], chosen, text)
             return gr.update(visible=False), None, "✅ Rating saved with your reasons."
 
+        # the rating it explains is the one this session just gave (kept in its server-side state)
+        save_reasons = Guard(services).owner(save_reasons, spends="ratings")
         save.click(save_reasons, [current, reasons, comment], [box, current, title], api_visibility="private")
         return panel
 
     def attach(self, chatbot: gr.Chatbot, turn_ids_of: Callable[..., list], inputs: list) -> None:
-        """👍/👎 under ``chatbot``'s answers: ``turn_ids_of(*inputs' values, request)`` gives the stored
-        answer behind each of its answers, in order (two inputs: the page's ids it needs)."""
+        """👍/👎 under ``chatbot``'s answers: ``inputs`` are the page's id of what it shows and the
+        browser key; ``turn_ids_of(id, key, request)`` gives the stored answer behind each answer."""
         services = self.services
 
-        def on_like(first, second, data: gr.LikeData, request: gr.Request):
+        def on_like(first, key, data: gr.LikeData, request: gr.Request):
             value = {True: 1, "Like": 1, False: -1, "Dislike": -1}.get(data.liked)
             index = data.index[0] if isinstance(data.index, list | tuple) else data.index
             try:
-                turn_ids = turn_ids_of(first, second, request)
+                turn_ids = turn_ids_of(first, key, request)
                 if (
                     value is None
                     or index is None
@@ -59,7 +62,8 @@ class RatingPanel:
                     or turn_ids[index // 2] is None
                 ):
                     return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
-                rating_id = services.feedback.rate(turn_ids[index // 2], value)
+                # only an answer of this browser's conversations (its key owns them, see ``owner``)
+                rating_id = services.feedback.rate(turn_ids[index // 2], value, session=owner(key, request))
             except PlaygroundError as exc:  # shown in the panel, which opens for it
                 return None, gr.update(visible=True), f"⚠️ {exc}", gr.skip(), gr.skip()
             word = "Liked" if value > 0 else "Disliked"
@@ -71,8 +75,8 @@ class RatingPanel:
                 "",
             )
 
-        chatbot.like(
-            on_like,
+        chatbot.like(  # the answer is checked to be this browser's (ids come from the page's storage)
+            Guard(services).owner(on_like, spends="ratings"),
             inputs,
             [self.current, self.box, self.title, self.reasons, self.comment],
             api_visibility="private",

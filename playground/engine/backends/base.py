@@ -118,9 +118,14 @@ class MachineBackend:
 
     def __init__(self, cache):
         self.cache = cache
+        self._probes: dict = {}  # load request → the engine's ProbeResult for that model here
 
     def label(self, loaded) -> str:
         return loaded.device
+
+    def probe_result(self, request: LoadRequest):
+        """What the start-up probe found for this model on this machine (None: not probed yet)."""
+        return self._probes.get(request)
 
     def waiting_for(
         self, preset: Preset, revision: str | None = None, quantization: str | None = None
@@ -166,10 +171,11 @@ class LoadedSession:
 def render_with(
     preset: Preset, messages: Sequence[Message], system_prompt: str | None, tokenizer=None
 ) -> Rendered:
-    """The preset's template applied to the conversation (``system_prompt`` None: the preset's own)."""
-    from playground.engine.models.templates import chat_messages
+    """The preset's template applied to the conversation (``system_prompt`` None: the conversation's own
+    system message, else the preset's; see ``resolve_system``)."""
+    from playground.engine.models.templates import chat_messages, resolve_system
 
-    system = preset.system_prompt if system_prompt is None else system_prompt
+    system = resolve_system(messages, system_prompt, preset.system_prompt)
     if preset.template.kind == "server":
         import json
 

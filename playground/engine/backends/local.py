@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 
 from playground.engine.backends.base import MachineBackend
 from playground.engine.generation.engine import ComputeLoop, Engine
-from playground.engine.generation.probe import ProbeResult, probe
+from playground.engine.generation.probe import ProbeRecord, probe
 from playground.engine.generation.request import GenerationEvent, GenerationRequest
 from playground.engine.models.cache import ModelCache
 from playground.engine.models.loader import LoadedModel, LoadRequest
@@ -23,11 +23,11 @@ from playground.engine.threads import isolated
 class LocalBackend(MachineBackend):
     name = "local"
 
-    def __init__(self, cache: ModelCache, serving_rows: int = 16):
+    def __init__(self, cache: ModelCache, serving_rows: int = 16, probes: ProbeRecord | None = None):
         super().__init__(cache)
+        self.record = probes or ProbeRecord(cache.cache_root / "probes.json")
         self.serving_rows = serving_rows  # most answers of one model in one pass; below 2: one at a time
         self._engines: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model → Engine
-        self._probes: dict[LoadRequest, ProbeResult] = {}
         self._locks: dict[LoadRequest, threading.Lock] = {}
         self._lock = threading.Lock()
         self.loop = ComputeLoop()  # every engine of this backend computes on its one thread
@@ -39,14 +39,15 @@ class LocalBackend(MachineBackend):
         with lock:
             engine = self._engines.get(loaded.model)
             if engine is None:
-                result = isolated(probe, loaded.model, loaded.tokenizer, self.serving_rows)
+                key = ProbeRecord.key(loaded, self.serving_rows)
+                result = self.record.get(key)
+                if result is None:
+                    result = isolated(probe, loaded.model, loaded.tokenizer, self.serving_rows)
+                    self.record.put(key, result)
                 self._probes[loaded.request] = result
                 engine = Engine(loaded.model, loaded.tokenizer, result.layout, self.loop)
                 self._engines[loaded.model] = engine
             return engine
-
-    def probe_result(self, request: LoadRequest) -> ProbeResult | None:
-        return self._probes.get(request)
 
     def stream(
         self,

@@ -1,18 +1,27 @@
 """The remote backend: a model served by an OpenAI-compatible server (vLLM, SGLang, llama.cpp's
-server, ``transformers serve``), through the maintained ``openai`` client.
+server, ``transformers serve``, TGI-compatible servers), through the maintained ``openai`` client.
 
 The playground still renders the card's exact template and sends the raw prompt to
-``/v1/completions`` with streaming, its stop strings and sampling parameters, so the card is
-reproduced exactly; ``/v1/chat/completions`` (the server's own template) is used only when the
-preset says ``template: {kind: server}``. ``top_k`` and ``repetition_penalty`` are not in OpenAI's
-API; ``model.server`` says how that server takes them (``extra_fields``): vLLM and SGLang read
-``top_k`` and ``repetition_penalty`` as extra body fields, llama.cpp's server ``top_k`` and
-``repeat_penalty``; ``transformers serve`` refuses unknown fields and maps ``frequency_penalty``
-to ``1 + repetition_penalty`` (no top-k); the OpenAI API itself takes neither. Stop strings are
-applied here only (never sent), so one split across chunks is still cut, and the server's "stop" can
-only mean its end of sequence: what is stored says which one ended the answer.
-Tokens, TTFT and tokens/s come from the stream and its ``usage``. Closing the stream (Stop, a
-closed tab) closes the HTTP response, and a server stops generating for a closed connection.
+``/v1/completions`` with streaming, so the card is reproduced exactly; ``/v1/chat/completions`` (the
+server's own template) is used only when the preset says ``template: {kind: server}``. What is
+stored is what ran:
+
+* the server is asked which models it serves on a preset's first use (``remote_models.py``): a
+  name it does not serve is refused, and what it reports (id, weights file, quantisation) is the
+  stored turn's revision;
+* every stored sampling parameter, the seed included, is sent under that server's own name for it,
+  and one the server cannot take is refused before the request (``remote_params.py``);
+* the finish reason comes only from what the server said: ``length``, its end of sequence
+  (``eos``), or ``stop_string``. Stop strings are cut here (never sent, so one split across chunks
+  is still cut, and the server's "stop" is its end of sequence, unless it names the stop string that
+  matched, as vLLM and SGLang do). A stream that ends without a reason is ``error`` with the text
+  that arrived (llama-cpp-python's server ends a running stream that way when another request
+  arrives), ``stopped`` when we stopped it; one that breaks after it started says so;
+* ``prompt_tokens`` is the server's ``usage``, else counted here with the preset's tokenizer when it
+  is in the local cache, else unknown (None).
+
+Closing the stream (Stop, a closed tab) closes the HTTP response, and a server stops generating for
+a closed connection.
 """
 
 from __future__ import annotations
@@ -25,7 +34,14 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from playground.engine.backends.base import Origin, Rendered, render_with
-from playground.engine.generation.params import GenerationParams
+from playground.engine.backends.remote_errors import (
+    CONNECT_TIMEOUT_S,
+    READ_TIMEOUT_S,
+    broke_mid_answer,
+    explain,
+)
+from playground.engine.backends.remote_models import ServedModel, ask_served_model
+from playground.engine.backends.remote_params import sent_params
 from playground.engine.generation.request import (
     GenerationEvent,
     GenerationRequest,
@@ -37,65 +53,6 @@ from playground.engine.models.presets import ModelSpec, Preset
 from playground.engine.models.templates import Message
 from playground.errors import PlaygroundError
 
-CONNECT_TIMEOUT_S, READ_TIMEOUT_S = 10.0, 120.0
-
-
-def explain(spec: ModelSpec, exc: BaseException) -> PlaygroundError:
-    """A failure of the server, said with the server's address and what to do."""
-    import openai
-
-    server = spec.base_url
-    if isinstance(exc, openai.APITimeoutError):
-        return PlaygroundError(
-            f"{server} did not answer within {READ_TIMEOUT_S:.0f} s (timeout); is it overloaded?"
-        )
-    if isinstance(exc, openai.APIConnectionError):
-        cause = exc.__cause__ or exc.__context__
-        return PlaygroundError(
-            f"cannot reach {server} ({type(cause).__name__ if cause else 'connection error'}: {cause or exc}); "
-            "is the server running at that address? Start it, or fix model.base_url in the preset"
-        )
-    if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
-        where = (
-            f"set the environment variable {spec.api_key_env}"
-            if spec.api_key_env
-            else "add model.api_key_env"
-        )
-        return PlaygroundError(
-            f"{server} refused the request (HTTP {exc.status_code}): the API key is missing or not allowed; {where}"
-        )
-    if isinstance(exc, openai.NotFoundError):
-        return PlaygroundError(
-            f"{server} does not serve a model named {spec.served_model!r} (HTTP 404); "
-            f"GET {server.rstrip('/')}/models lists what it serves: fix model.served_model in the preset"
-        )
-    if isinstance(exc, openai.RateLimitError):
-        return PlaygroundError(f"{server} is rate-limiting requests (HTTP 429); wait a moment and try again")
-    if isinstance(exc, openai.APIStatusError):
-        detail = exc.body.get("detail", exc.body) if isinstance(exc.body, dict) else (exc.body or exc.message)
-        return PlaygroundError(
-            f"{server} failed with HTTP {exc.status_code}: {detail}. If the model name is wrong, some servers "
-            f"answer 500: check that {spec.served_model!r} is what GET {server.rstrip('/')}/models lists"
-        )
-    if isinstance(exc, openai.APIError):
-        return PlaygroundError(
-            f"the connection to {server} broke mid-answer ({exc}); the server may have stopped"
-        )
-    return PlaygroundError(f"{server}: {type(exc).__name__}: {exc}")
-
-
-def extra_fields(server: str, params: GenerationParams, sampling: bool) -> dict:
-    """top_k and repetition_penalty, the way ``server`` accepts them."""
-    top_k = params.top_k if sampling and params.top_k > 0 else None
-    penalty = params.repetition_penalty if params.repetition_penalty != 1.0 else None
-    if server in ("vllm", "sglang"):
-        return {"top_k": top_k or -1, **({"repetition_penalty": penalty} if penalty else {})}
-    if server == "llama.cpp":
-        return {"top_k": top_k or 0, **({"repeat_penalty": penalty} if penalty else {})}
-    if server == "transformers":
-        return {"frequency_penalty": penalty - 1.0} if penalty else {}
-    return {}
-
 
 class RemoteBackend:
     name = "openai-compatible"
@@ -103,6 +60,8 @@ class RemoteBackend:
     def __init__(self, concurrency: int = 8):
         self.concurrency = concurrency  # requests of one ``stream`` call in flight at once (a grid's rows)
         self._clients: dict[tuple[str, str], object] = {}
+        self._served: dict[tuple[str, str], ServedModel] = {}  # (base_url, name) → what the server said
+        self._tokenizers: dict[tuple[str, str], object] = {}  # (model id, revision) → its local tokenizer
         self._lock = threading.Lock()
 
     def waiting_for(
@@ -114,7 +73,7 @@ class RemoteBackend:
     def open(
         self, preset: Preset, revision=None, quantization=None, progress=None
     ) -> Iterator[RemoteSession]:
-        yield RemoteSession(self, preset)
+        yield RemoteSession(self, preset, self.served(preset.model))
 
     def client(self, spec: ModelSpec):
         import httpx
@@ -131,38 +90,58 @@ class RemoteBackend:
                 )
             return self._clients[(spec.base_url, key)]
 
+    def served(self, spec: ModelSpec) -> ServedModel:
+        """What the server reports for the preset's model, asked once (again after a failure)."""
+        key = (spec.base_url, spec.served_model)
+        with self._lock:
+            if key in self._served:
+                return self._served[key]
+        model = ask_served_model(self.client(spec), spec)
+        with self._lock:
+            self._served[key] = model
+        return model
+
+    def forget(self, spec: ModelSpec) -> None:
+        """The server failed: ask it again what it serves next time (it may have restarted with another)."""
+        with self._lock:
+            self._served.pop((spec.base_url, spec.served_model), None)
+
+    def count_tokens(self, spec: ModelSpec, prompt: str) -> int | None:
+        """The prompt's tokens by the preset's tokenizer when it is in the local cache, else None (a miss
+        is not remembered: the tokenizer may be downloaded later, and a miss offline costs little)."""
+        key = (spec.id, spec.revision)
+        with self._lock:
+            tokenizer = self._tokenizers.get(key)
+        if tokenizer is None:
+            from transformers import AutoTokenizer
+
+            try:
+                tokenizer = AutoTokenizer.from_pretrained(
+                    spec.id, revision=spec.revision, local_files_only=True
+                )
+            except Exception:  # noqa: BLE001 - not cached here (or no tokenizer at all): unknown
+                return None
+            with self._lock:
+                self._tokenizers[key] = tokenizer
+        return len(tokenizer(prompt)["input_ids"])
+
     def stream_one(
         self, spec: ModelSpec, index: int, request: GenerationRequest, cancel: threading.Event
     ) -> Iterator[GenerationEvent]:
-        """Stream a raw prompt (``/v1/completions``) or messages (``/v1/chat/completions``).
-
-        Always ends with one final event: its finish reason is what the server said (``length``, or
-        ``eos`` for its "stop": stop strings are not sent, they are cut here, so the server's stop is
-        its end of sequence), ``stop_string`` when one was cut here, ``stopped`` when we stopped it,
-        and ``error`` (with the text that arrived) when the stream broke or ended without a reason.
-        """
-        params = request.params
-        sampling = request.sampling
+        """Stream a raw prompt (``/v1/completions``) or messages (``/v1/chat/completions``); always ends
+        with one final event whose finish reason is what the server said (see the module docstring)."""
+        sent = sent_params(spec.server, request.params, request.seed, spec.base_url)
         body = {
             "model": spec.served_model,
-            "max_tokens": params.max_new_tokens,
-            "temperature": params.temperature if sampling else 0.0,
-            "top_p": params.top_p if sampling else 1.0,
-            "seed": request.seed,
+            **sent.standard,
             "stream": True,
             "stream_options": {"include_usage": True},
         }
-        extra = extra_fields(spec.server, params, sampling)
-        if extra:
-            body["extra_body"] = extra
+        if sent.extra:
+            body["extra_body"] = sent.extra
         started = time.perf_counter()
-        stats, text, reason, filt = (
-            GenerationStats(prompt_tokens=None),
-            "",
-            None,
-            StopStringFilter(request.stop),
-        )
-        error = None
+        stats, text, filt = GenerationStats(prompt_tokens=None), "", StopStringFilter(request.stop)
+        reason, server_stop_string, error = None, False, None
         api = self.client(spec)
         try:
             if request.messages is None:
@@ -170,6 +149,7 @@ class RemoteBackend:
             else:
                 response = api.chat.completions.create(messages=list(request.messages), **body)
         except Exception as exc:  # noqa: BLE001 - every client failure becomes the server's message
+            self.forget(spec)
             raise explain(spec, exc) from None
         try:
             for chunk in response:
@@ -179,10 +159,10 @@ class RemoteBackend:
                 for choice in chunk.choices or []:
                     piece = choice.text if request.messages is None else (choice.delta.content or "")
                     reason = choice.finish_reason or reason
+                    server_stop_string = server_stop_string or matched_stop_string(choice)
                     if piece:
-                        stats.ttft_s = (
-                            stats.ttft_s if stats.ttft_s is not None else time.perf_counter() - started
-                        )
+                        if stats.ttft_s is None:
+                            stats.ttft_s = time.perf_counter() - started
                         stats.completion_tokens += 1  # one chunk per token; ``usage`` corrects it at the end
                         delta = filt.push(piece)
                         stats.total_s = time.perf_counter() - started
@@ -192,20 +172,20 @@ class RemoteBackend:
                 if filt.stopped_on is not None or cancel.is_set():
                     break
         except Exception as exc:  # noqa: BLE001 - a broken stream is the server's failure
-            error = f"the stream from {spec.base_url} broke after {len(text)} characters had arrived: {explain(spec, exc)}"
+            self.forget(spec)
+            error = broke_mid_answer(spec, exc, len(text))
         finally:
             response.close()  # closes the HTTP response: the server stops generating
         tail = "" if error else filt.flush()
         text += tail
         stats.total_s = time.perf_counter() - started
+        if stats.prompt_tokens is None and request.messages is None:
+            stats.prompt_tokens = self.count_tokens(spec, request.prompt)
         stopped_here = filt.stopped_on is not None or cancel.is_set()
-        if error is None and reason is None and not stopped_here:
-            error = (
-                f"the server ended the stream without a finish reason after {len(text)} characters "
-                f"({spec.base_url}; some servers end a running stream when another request arrives)"
-            )
+        if error is None and not stopped_here:
+            error = unfinished(spec, reason, len(text))
         finish = finish_reason(
-            stop_string=filt.stopped_on is not None,
+            stop_string=filt.stopped_on is not None or (reason == "stop" and server_stop_string),
             cancelled=cancel.is_set(),
             eos=reason == "stop",
             length=reason == "length",
@@ -214,14 +194,34 @@ class RemoteBackend:
         yield GenerationEvent(index, tail, text, request.seed, True, finish, stats, error)
 
 
+def matched_stop_string(choice) -> bool:
+    """Whether the server says a stop *string* ended the answer (vLLM's ``stop_reason``, SGLang's
+    ``matched_stop``; a number there is a stop token, i.e. an end of sequence)."""
+    extra = getattr(choice, "model_extra", None) or {}
+    return any(isinstance(extra.get(k), str) for k in ("stop_reason", "matched_stop"))
+
+
+def unfinished(spec: ModelSpec, reason: str | None, arrived: int) -> str | None:
+    """The error for a stream that ended without a finish reason we can store, or None when it had one."""
+    if reason in ("stop", "length"):
+        return None
+    if reason is None:
+        return (
+            f"the server ended the stream without a finish reason after {arrived} characters "
+            f"({spec.base_url}): the answer was cut off, not finished (llama-cpp-python's server does this "
+            "to a running answer when another request arrives, unless started with --interrupt_requests False)"
+        )
+    return f"the server ended the answer with finish reason {reason!r} after {arrived} characters ({spec.base_url})"
+
+
 class RemoteSession:
     """A served preset: the card's template rendered here, the server does the rest."""
 
-    def __init__(self, backend: RemoteBackend, preset: Preset):
+    def __init__(self, backend: RemoteBackend, preset: Preset, served: ServedModel):
         self.backend, self.preset, self.spec = backend, preset, preset.model
         self.origin = Origin(
-            revision=f"{self.spec.served_model}@{self.spec.base_url}",
-            quantization="",
+            revision=served.revision(self.spec.base_url),
+            quantization=served.quantization[:32],
             dtype="",
             device=f"remote:{self.spec.base_url}",
         )
@@ -234,8 +234,11 @@ class RemoteSession:
         self, requests: Sequence[GenerationRequest], cancel: threading.Event | None = None
     ) -> Iterator[GenerationEvent]:
         """One request streams here; several go to the server at once (it batches them), their events
-        merged as they come, a failed one ending with an ``error`` event."""
+        merged as they come, a failed one ending with an ``error`` event. Parameters the server cannot
+        take are refused before any request is sent."""
         cancel = cancel or threading.Event()
+        for request in requests:
+            sent_params(self.spec.server, request.params, request.seed, self.spec.base_url)
         if len(requests) == 1:
             yield from self.backend.stream_one(self.spec, 0, requests[0], cancel)
             return

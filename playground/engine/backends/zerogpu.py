@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from playground.engine.backends.base import MachineBackend
 from playground.engine.generation.engine import Engine
-from playground.engine.generation.probe import ProbeResult, probe
+from playground.engine.generation.probe import probe
 from playground.engine.generation.request import GenerationEvent, GenerationRequest, GenerationStats
 from playground.engine.generation.runner import Layout
 from playground.engine.models.device import ZEROGPU_SLOT_BYTES
@@ -144,13 +144,9 @@ class ZeroGPUBackend(MachineBackend):
         self.runner = runner or generate_on_gpu
         self.serving_rows = serving_rows
         self.speeds = SpeedBook()
-        self._probes: dict[LoadRequest, ProbeResult] = {}
 
     def label(self, loaded: LoadedModel) -> str:
         return f"zerogpu:{loaded.device}"
-
-    def probe_result(self, request: LoadRequest) -> ProbeResult | None:
-        return self._probes.get(request)
 
     def stream(
         self, loaded: LoadedModel, requests: Sequence[GenerationRequest], cancel: threading.Event | None

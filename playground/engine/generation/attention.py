@@ -44,27 +44,32 @@ def bucketed(length: int, bucket: int = BUCKET) -> int:
 
 
 class KVPool:
-    """Every live row's keys and values, per layer, preallocated and written in place."""
+    """Every live row's keys and values, per layer, preallocated and written in place. Rows and
+    positions grow as needed (rows doubling up to ``max_rows``, positions in ``BUCKET`` steps), so a
+    lone answer holds one row's memory, not a full batch's."""
 
-    def __init__(self, rows: int):
-        self.rows = rows
+    def __init__(self, max_rows: int):
+        self.max_rows = max_rows
+        self.rows = 0
         self.capacity = 0
         self.layers: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-        self._shapes: dict[int, tuple] = {}
 
-    def reserve(self, capacity: int) -> None:
-        """Make room for ``capacity`` positions per row (existing keys and values are kept)."""
-        capacity = bucketed(capacity)
-        if capacity <= self.capacity:
+    def reserve(self, capacity: int, rows: int = 1) -> None:
+        """Make room for ``rows`` rows of ``capacity`` positions (existing keys and values are kept)."""
+        capacity = max(bucketed(capacity), self.capacity)
+        if rows > self.rows:
+            rows = min(self.max_rows, max(rows, 2 * self.rows))
+        rows = max(rows, self.rows)
+        if (rows, capacity) == (self.rows, self.capacity):
             return
         for layer, (keys, values) in list(self.layers.items()):
             grown = []
             for old in (keys, values):
-                new = old.new_zeros(old.shape[0], old.shape[1], capacity, old.shape[3])
-                new[:, :, : self.capacity] = old
+                new = old.new_zeros(rows, old.shape[1], capacity, old.shape[3])
+                new[: self.rows, :, : self.capacity] = old
                 grown.append(new)
             self.layers[layer] = (grown[0], grown[1])
-        self.capacity = capacity
+        self.rows, self.capacity = rows, capacity
 
     def layer(self, index: int, like_key: torch.Tensor, like_value: torch.Tensor):
         if index not in self.layers:  # zeros: a masked position must never hold a NaN (0 x NaN is NaN)

@@ -163,7 +163,9 @@ class Engine:
 
     def _pass(self, live: list[_Row], fresh: list[_Row]) -> None:
         decoding = [r for r in live if r not in fresh]
-        self.runner.reserve(max(len(r.state.prompt) + r.sampling.params.max_new_tokens for r in live))
+        self.runner.reserve(
+            max(len(r.state.prompt) + r.sampling.params.max_new_tokens for r in live), len(live)
+        )
         self.passes += 1
         self.peak_rows = max(self.peak_rows, len(live))
         try:

@@ -16,9 +16,13 @@ every path. ``single`` always passes (one answer at a time is the alone run).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -65,6 +69,72 @@ class ProbeResult:
         }
 
 
+class ProbeRecord:
+    """Probe results remembered in the cache folder, per machine, model, dtype, device and software:
+    the same weights through the same code on the same CPU or GPU give the same result, so a later
+    start (and every test process) does not pay for the probe again. Any change of the engine's code,
+    torch, transformers or the machine asks for a new probe."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(loaded, rows: int) -> str:
+        import transformers
+
+        from playground.engine.models.device import machine_key
+
+        code = hashlib.sha256()
+        for source in sorted(Path(__file__).parent.glob("*.py")):
+            code.update(source.read_bytes())
+        return " | ".join(
+            [
+                machine_key(),
+                f"transformers {transformers.__version__}",
+                f"engine {code.hexdigest()[:16]}",
+                loaded.request.label(),
+                loaded.resolved_revision,
+                loaded.dtype,
+                loaded.device,
+                f"rows {rows}",
+            ]
+        )
+
+    def get(self, key: str) -> ProbeResult | None:
+        saved = self._read().get(key)
+        if not saved:
+            return None
+        layout = Layout(saved["layout"], saved["rows"])
+        return ProbeResult(
+            layout, saved["reason"] + " (remembered from an earlier probe)", saved["checked"], 0.0
+        )
+
+    def put(self, key: str, result: ProbeResult) -> None:
+        if self.path is None:
+            return
+        with self._lock:
+            records = self._read()
+            records[key] = {
+                "layout": result.layout.name,
+                "rows": result.layout.rows,
+                "reason": result.reason,
+                "checked": result.rows_checked,
+            }
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            partial = self.path.with_suffix(".partial")
+            partial.write_text(json.dumps(records, indent=1))
+            partial.replace(self.path)
+
+    def _read(self) -> dict:
+        if self.path is None or not self.path.is_file():
+            return {}
+        try:
+            return json.loads(self.path.read_text())
+        except ValueError:
+            return {}
+
+
 def probe(model, tokenizer, rows: int) -> ProbeResult:
     """The fastest layout under which batching changes no row's logits (``rows``: the most rows)."""
     started = time.perf_counter()
@@ -106,7 +176,7 @@ def probe(model, tokenizer, rows: int) -> ProbeResult:
 def probe_prompts(tokenizer, count: int) -> list[list[int]]:
     """Token ids of ``count`` prompts with lengths around bucket boundaries (some cross one while decoding)."""
     vocab = min(len(tokenizer), 30000)
-    lengths = [BUCKET - 2, 5, BUCKET - 1, 2 * BUCKET + 3, 17, BUCKET, 1, 40]
+    lengths = [BUCKET - 2, 5, BUCKET - 1, 33, 17, BUCKET, 1, 40]
     prompts = []
     for i in range(count):
         n = lengths[i % len(lengths)] + (i // len(lengths))
@@ -133,7 +203,7 @@ def _run(model, layout: Layout, prompts: list[list[int]], joins: list[int]) -> l
     """Greedy logits of each prompt per step; prompt i starts at step ``joins[i]``. Rows are kept in
     slots 0..n-1 as the engine keeps them."""
     runner = make_runner(model, layout)
-    runner.reserve(max(len(p) for p in prompts) + STEPS + 2)
+    runner.reserve(max(len(p) for p in prompts) + STEPS + 2, len(prompts))
     states = [RowState(list(p)) for p in prompts]
     history: list[list[torch.Tensor]] = [[] for _ in prompts]
     live: list[int] = []

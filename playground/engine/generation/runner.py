@@ -105,8 +105,9 @@ class PackedRunner(_ModelRef):
     def prefill_together(self) -> bool:
         return self.layout.name == "packed"
 
-    def reserve(self, capacity: int) -> None:
-        self.pool.reserve(capacity)
+    def reserve(self, capacity: int, rows: int = 1) -> None:
+        """Room in the KV pool for ``rows`` rows (the idle rows of a fixed-width pass need none)."""
+        self.pool.reserve(capacity, rows)
 
     def move(self, source: int, target: int) -> None:
         self.pool.move(source, target)
@@ -171,7 +172,7 @@ class CacheRunner(_ModelRef):
         self.device = model.device
         self.layout = Layout("single", 1)
 
-    def reserve(self, capacity: int) -> None:
+    def reserve(self, capacity: int, rows: int = 1) -> None:
         pass
 
     def move(self, source: int, target: int) -> None:

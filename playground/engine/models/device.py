@@ -80,7 +80,7 @@ def measure_cpu_bf16_speedup(rounds: int = 5) -> float:
     return min(fp32) / min(bf16)
 
 
-def _machine_key() -> str:
+def machine_key() -> str:
     model = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -95,7 +95,7 @@ def _machine_key() -> str:
 def cpu_bf16_speedup(cache_dir: Path | None) -> float:
     """The measured speed-up, remembered per machine in ``cache_dir`` so every start decides the same."""
     record = cache_dir / "cpu-dtype.json" if cache_dir else None
-    key = _machine_key()
+    key = machine_key()
     if record and record.is_file():
         try:
             saved = json.loads(record.read_text())

@@ -45,13 +45,13 @@ class ModelSpec(BaseModel):
     context_length: int | None = Field(None, ge=1)
     pad_token: Literal["eos"] | None = None
     gguf_file: str | None = None
-    # Served elsewhere: an OpenAI-compatible server (engine/remote.py) instead of loading weights here.
+    # Served elsewhere: an OpenAI-compatible server (engine/backends/remote.py) instead of loading weights here.
     backend: Literal["local", "openai-compatible"] = "local"
     base_url: str | None = Field(None, description="the server's API root, e.g. http://gpu-box:8000/v1")
     served_model: str | None = Field(None, description="the model name the server serves it under")
     api_key_env: str | None = Field(None, description="environment variable holding the API key")
-    server: Literal["vllm", "sglang", "llama.cpp", "transformers", "openai"] = Field(
-        "vllm", description="which server: decides how top_k and repetition_penalty are sent"
+    server: Literal["vllm", "sglang", "llama.cpp", "transformers", "tgi", "openai"] = Field(
+        "vllm", description="which server: decides the names the sampling parameters are sent under"
     )
 
     @model_validator(mode="after")

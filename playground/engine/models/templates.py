@@ -100,6 +100,15 @@ def chat_messages(messages: Sequence[Message], system_prompt: str | None) -> lis
     return ([{"role": "system", "content": system}] if system else []) + [m.model_dump() for m in turns]
 
 
+def resolve_system(messages: Sequence[Message], system_prompt: str | None, default: str) -> str:
+    """The system prompt a model sees: the one given, else the conversation's own system message(s),
+    else the preset's ``default``. The stored turn records this one, so it never misstates the context."""
+    if system_prompt is not None:
+        return system_prompt
+    in_messages = [m.content for m in messages if m.role == "system"]
+    return "\n".join(in_messages) if in_messages else default
+
+
 def split_system(messages: Sequence[Message], system_prompt: str | None) -> tuple[str, list[Message]]:
     """Separate the system text from the turns; an explicit ``system_prompt`` wins over a system message."""
     turns = [m for m in messages if m.role != "system"]

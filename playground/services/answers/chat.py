@@ -22,7 +22,7 @@ from playground.engine.generation.request import GenerationRequest, GenerationSt
 from playground.engine.models.cache import ModelCache
 from playground.engine.models.loader import Progress
 from playground.engine.models.presets import Preset, PresetRegistry
-from playground.engine.models.templates import Message, parse_messages
+from playground.engine.models.templates import Message, parse_messages, resolve_system
 from playground.errors import PlaygroundError
 from playground.services.answers.limits import Limits, check_text, check_turn
 from playground.store.db import Store, TurnRecord
@@ -157,9 +157,9 @@ class ChatService:
         turn_index = request.turn_index
         if turn_index is None:
             turn_index = sum(1 for m in request.messages if m.role == "user") - 1
-        system = request.system_prompt
-        if system is None:
-            system = preset.system_prompt if preset else ""
+        system = resolve_system(
+            request.messages, request.system_prompt, preset.system_prompt if preset else ""
+        )
         return self.store.record_turn(
             turn_record(
                 preset,
@@ -225,7 +225,7 @@ def turn_record(
         finish_reason=update.finish_reason or "stopped",
         error=update.error,
         started_at=started,
-        stats=update.stats or GenerationStats().as_dict(),
+        stats=update.stats or GenerationStats(prompt_tokens=None).as_dict(),  # nothing ran: unknown
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from playground.errors import PlaygroundError
+from playground.services.answers.limits import Limits, check_text
 from playground.store.db import Store
 
 LIKE_REASONS = ["accurate", "followed instructions", "well written", "creative"]
@@ -32,8 +33,13 @@ def reasons_for(value: int) -> list[str]:
 
 
 class FeedbackService:
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, limits: Limits | None = None):
         self.store = store
+        self.limits = limits or Limits()
+
+    def check_comment(self, comment: str | None) -> None:
+        """A comment is held to the limits of a message (--max-input-chars, no NUL)."""
+        check_text(comment, "the comment", self.limits)
 
     def rate(
         self,
@@ -45,12 +51,14 @@ class FeedbackService:
     ) -> int:
         """Rate a stored answer; with ``session``, only an answer of that session's conversations."""
         reasons = self._check(int(value), reasons or [])
+        self.check_comment(comment)
         if session is not None:
             check_owner(self.store, int(turn_id), session)
         return self.store.record_rating(int(turn_id), int(value), reasons, comment)
 
     def explain(self, rating_id: int, value: int, reasons: list[str], comment: str = "") -> None:
         """Attach reasons and a comment to a rating already given."""
+        self.check_comment(comment)
         self.store.update_rating(int(rating_id), self._check(int(value), reasons), comment)
 
     @staticmethod

@@ -1,5 +1,5 @@
 """Abuse limits for public and shared use: message size, conversation length, concurrent
-generations, and votes per hour. No Gradio here (the UI turns a request into a ``Visitor``).
+generations, and votes and ratings per hour. No Gradio here (the UI turns a request into a ``Visitor``).
 
 A visitor is its Gradio session plus, on a Space (behind a proxy), its ``x-forwarded-for``
 address. Each per-visitor limit applies to the session and, separately, to the address, which
@@ -24,6 +24,11 @@ from playground.errors import PlaygroundError
 from playground.settings import Limits  # noqa: F401 - the limits' values live with the settings
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+# hourly allowances per visitor: what → (the Limits field, the verb of the refusal, its flag)
+HOURLY = {
+    "votes": ("votes_per_hour", "voted", "--votes-per-hour"),
+    "ratings": ("ratings_per_hour", "rated or commented", "--ratings-per-hour"),
+}
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,14 @@ class Visitor:
         if self.address:
             keys.append((f"address:{self.address}", factor))
         return keys
+
+
+@dataclass(frozen=True)
+class Spent:
+    """One use of an hourly allowance: the counters it went to, and when."""
+
+    keys: tuple[tuple[str, str], ...]
+    at: float
 
 
 def check_text(text: str | None, what: str, limits: Limits) -> None:
@@ -79,7 +92,7 @@ class Gate:
         self._clock = clock
         self._lock = threading.Lock()
         self._running: dict[str, int] = defaultdict(int)
-        self._votes: dict[str, deque[float]] = defaultdict(deque)
+        self._hourly: dict[tuple[str, str], deque[float]] = defaultdict(deque)  # (what, visitor key) → times
 
     @contextmanager
     def generating(self, visitor: Visitor) -> Iterator[None]:
@@ -111,19 +124,35 @@ class Gate:
 
     def vote(self, visitor: Visitor) -> None:
         """Count a vote; refuse it when the visitor has voted ``votes_per_hour`` times in the last hour."""
+        self.spend(visitor, "votes")
+
+    def spend(self, visitor: Visitor, what: str) -> Spent:
+        """Spend one of the visitor's hourly ``what`` (a key of ``HOURLY``) for a write, or refuse it when
+        none is left. Give it back with ``refund`` when the write fails: only what was stored counts."""
+        try:
+            field, verb, flag = HOURLY[what]
+        except KeyError:
+            raise PlaygroundError(f"unknown hourly allowance {what!r}; known: {sorted(HOURLY)}") from None
         now = self._clock()
-        keys = visitor.keys(self.limits.address_factor)
+        keys = [((what, key), factor) for key, factor in visitor.keys(self.limits.address_factor)]
         with self._lock:
             for key, factor in keys:
-                recent = self._votes[key]
+                recent = self._hourly[key]
                 while recent and recent[0] <= now - 3600:
                     recent.popleft()
-                allowed = self.limits.votes_per_hour * factor
+                allowed = getattr(self.limits, field) * factor
                 if len(recent) >= allowed:
                     wait = max(1, math.ceil((recent[0] + 3600 - now) / 60))
                     raise PlaygroundError(
-                        f"you have voted {len(recent)} times in the last hour, the most allowed here "
-                        f"({allowed}); try again in about {wait} minute(s)"
+                        f"you have {verb} {len(recent)} times in the last hour, the most allowed here "
+                        f"({allowed}, {flag}); try again in about {wait} minute(s)"
                     )
             for key, _ in keys:
-                self._votes[key].append(now)
+                self._hourly[key].append(now)
+        return Spent(tuple(key for key, _ in keys), now)
+
+    def refund(self, spent: Spent) -> None:
+        with self._lock:
+            for key in spent.keys:
+                if spent.at in self._hourly[key]:
+                    self._hourly[key].remove(spent.at)

@@ -17,17 +17,30 @@ disliked (👎) answer to exactly the same ``messages`` (the whole conversation 
 any conversation, from any tab) make a pair; all liked × disliked combinations of one messages
 list are paired. A pair already given by a vote is not repeated.
 
-Every pair: ``prompt`` is the chosen answer's rendered prompt (the exact string its model saw, with
-its template and system prompt) and ``messages`` / ``system_prompt`` what it was rendered from;
-``rejected_prompt`` / ``rejected_messages`` are the rejected answer's. In a multi-round side-by-side
-each side keeps its own history, so from round 2 on (and whenever the system prompts differ) the two
-answers did not see the same context: ``same_context`` (messages and system prompt equal) says which
-pairs are strict; filter on it for trainers that assume one shared prompt. Answers that failed
-(finish reason ``error``) or are empty are never paired, nor two identical texts. Also:
-``chosen_model`` / ``rejected_model`` (preset names), ``*_model_id``, ``conversation_id`` /
-``rejected_conversation_id``, ``chosen_turn_id`` / ``rejected_turn_id``, ``turn_index``,
-``vote_id`` / ``vote_kind`` / ``identity_leaked`` (votes) and ``chosen_rating_id`` /
-``rejected_rating_id`` (ratings); every record has every key (``null`` where it does not apply).
+Every row holds exactly four keys, the same for every row, so trainers read the file one way every
+time (TRL's ``is_conversational`` looks at one arbitrary key among ``prompt``, ``chosen``,
+``rejected``, ``completion`` and ``messages``; a ``messages`` column next to string prompts made the
+same file "conversational" under some hash seeds, and EOS was then not appended):
+
+* ``prompt``, ``chosen``, ``rejected``: by default strings (TRL's "standard" format, the one it
+  documents first): ``prompt`` is the chosen answer's rendered prompt (the exact string its model
+  saw, with its template and system prompt) and ``chosen`` / ``rejected`` the two answers' text.
+  With ``conversational`` they are message lists (TRL's "conversational" format): ``prompt`` the
+  system prompt the chosen answer's model saw and the conversation it answered, ``chosen`` /
+  ``rejected`` one assistant message each.
+* ``metadata``: everything else, under one key that TRL and ``datasets`` leave alone: ``messages``
+  / ``system_prompt`` (what the chosen prompt was rendered from), ``rejected_prompt`` /
+  ``rejected_messages`` / ``rejected_system_prompt`` (the rejected answer's), ``same_context``
+  (messages and system prompt equal: in a multi-round side-by-side each side keeps its own history,
+  so from round 2 on, and whenever the system prompts differ, the two answers did not see the same
+  context; filter on it for trainers that assume one shared prompt), ``chosen_model`` /
+  ``rejected_model`` (preset names), ``*_model_id``, ``*_finish_reason``, ``conversation_id`` /
+  ``rejected_conversation_id``, ``chosen_turn_id`` / ``rejected_turn_id``, ``turn_index``, ``source``,
+  ``vote_id`` / ``vote_kind`` / ``identity_leaked`` (votes) and ``chosen_rating_id`` /
+  ``rejected_rating_id`` (ratings); every key in every row (``null`` where it does not apply).
+
+Answers that failed (finish reason ``error``, which includes a stream the server cut off) or are
+empty are never paired, nor two identical texts.
 
 Streaming: votes are read in batches and each vote's answers when it is paired; rated answers are
 read ordered by their messages, so one messages group is in memory at a time. The only thing kept
@@ -42,6 +55,7 @@ from typing import Any
 from sqlalchemy import Select, Text, cast, func, select
 from sqlalchemy.orm import Session
 
+from playground.services.data.sharegpt import context_messages
 from playground.store.models import Battle, Conversation, Rating, Turn, Vote
 
 BATCH = 200
@@ -49,19 +63,21 @@ NO_PAIR = ("tie", "all_bad")
 
 
 def dpo_records(
-    session: Session, restrict: Callable[[Select], Select] = lambda q: q
+    session: Session, restrict: Callable[[Select], Select] = lambda q: q, conversational: bool = False
 ) -> Iterator[dict[str, Any]]:
     """Vote pairs, then rating pairs; ``restrict`` filters a query that joins ``conversations``."""
     seen: set[tuple[int, int]] = set()
-    for pair in vote_pairs(session, restrict):
-        seen.add((pair["chosen_turn_id"], pair["rejected_turn_id"]))
+    for pair in vote_pairs(session, restrict, conversational):
+        seen.add((pair["metadata"]["chosen_turn_id"], pair["metadata"]["rejected_turn_id"]))
         yield pair
-    for pair in rating_pairs(session, restrict):
-        if (pair["chosen_turn_id"], pair["rejected_turn_id"]) not in seen:
+    for pair in rating_pairs(session, restrict, conversational):
+        if (pair["metadata"]["chosen_turn_id"], pair["metadata"]["rejected_turn_id"]) not in seen:
             yield pair
 
 
-def vote_pairs(session: Session, restrict: Callable[[Select], Select] = lambda q: q) -> Iterator[dict]:
+def vote_pairs(
+    session: Session, restrict: Callable[[Select], Select] = lambda q: q, conversational: bool = False
+) -> Iterator[dict]:
     query = restrict(select(Vote).join(Conversation, Conversation.id == Vote.conversation_id))
     query = query.where(Vote.outcome.not_in(NO_PAIR)).order_by(Vote.id)
     for vote in session.scalars(query.execution_options(yield_per=BATCH)):
@@ -73,7 +89,7 @@ def vote_pairs(session: Session, restrict: Callable[[Select], Select] = lambda q
             chosen = answers.get(winner)
             for column in sorted(answers):
                 if column != winner and pairable(chosen, answers[column]):
-                    yield pair_record(chosen, answers[column], "vote", vote=vote)
+                    yield pair_record(chosen, answers[column], "vote", conversational, vote=vote)
 
 
 def voted_rounds(session: Session, vote: Vote) -> Iterator[dict[int, Turn]]:
@@ -104,7 +120,9 @@ def voted_rounds(session: Session, vote: Vote) -> Iterator[dict[int, Turn]]:
         yield latest
 
 
-def rating_pairs(session: Session, restrict: Callable[[Select], Select] = lambda q: q) -> Iterator[dict]:
+def rating_pairs(
+    session: Session, restrict: Callable[[Select], Select] = lambda q: q, conversational: bool = False
+) -> Iterator[dict]:
     latest = (
         select(Rating.turn_id, func.max(Rating.id).label("rating_id")).group_by(Rating.turn_id).subquery()
     )
@@ -119,19 +137,21 @@ def rating_pairs(session: Session, restrict: Callable[[Select], Select] = lambda
     current = None
     for turn, rating, messages in session.execute(query.execution_options(yield_per=BATCH)):
         if messages != current:
-            yield from _group_pairs(group)
+            yield from _group_pairs(group, conversational)
             group, current = [], messages
         group.append((turn, rating))
-    yield from _group_pairs(group)
+    yield from _group_pairs(group, conversational)
 
 
-def _group_pairs(group: list[tuple[Turn, Rating]]) -> Iterator[dict]:
+def _group_pairs(group: list[tuple[Turn, Rating]], conversational: bool) -> Iterator[dict]:
     liked = [(t, r) for t, r in group if r.value > 0]
     disliked = [(t, r) for t, r in group if r.value < 0]
     for chosen, chosen_rating in liked:
         for rejected, rejected_rating in disliked:
             if pairable(chosen, rejected):
-                yield pair_record(chosen, rejected, "rating", ratings=(chosen_rating, rejected_rating))
+                yield pair_record(
+                    chosen, rejected, "rating", conversational, ratings=(chosen_rating, rejected_rating)
+                )
 
 
 def usable(turn: Turn | None) -> bool:
@@ -148,32 +168,48 @@ def pairable(chosen: Turn | None, rejected: Turn | None) -> bool:
 
 
 def pair_record(
-    chosen: Turn, rejected: Turn, source: str, vote: Vote | None = None, ratings: tuple | None = None
+    chosen: Turn,
+    rejected: Turn,
+    source: str,
+    conversational: bool = False,
+    vote: Vote | None = None,
+    ratings: tuple | None = None,
 ) -> dict[str, Any]:
+    if conversational:
+        prompt: Any = context_messages(chosen)
+        answers: tuple[Any, Any] = tuple(
+            [{"role": "assistant", "content": t.output}] for t in (chosen, rejected)
+        )
+    else:
+        prompt, answers = chosen.prompt, (chosen.output, rejected.output)
     return {
-        "prompt": chosen.prompt,
-        "chosen": chosen.output,
-        "rejected": rejected.output,
-        "messages": chosen.messages,
-        "system_prompt": chosen.system_prompt,
-        "same_context": chosen.messages == rejected.messages
-        and chosen.system_prompt == rejected.system_prompt,
-        "rejected_prompt": rejected.prompt,
-        "rejected_messages": rejected.messages,
-        "rejected_system_prompt": rejected.system_prompt,
-        "chosen_model": chosen.preset_name,
-        "rejected_model": rejected.preset_name,
-        "chosen_model_id": chosen.model_id,
-        "rejected_model_id": rejected.model_id,
-        "source": source,
-        "conversation_id": chosen.conversation_id,
-        "rejected_conversation_id": rejected.conversation_id,
-        "turn_index": chosen.turn_index,
-        "chosen_turn_id": chosen.id,
-        "rejected_turn_id": rejected.id,
-        "vote_id": vote.id if vote else None,
-        "vote_kind": vote.kind if vote else None,
-        "identity_leaked": vote.identity_leaked if vote else None,
-        "chosen_rating_id": ratings[0].id if ratings else None,
-        "rejected_rating_id": ratings[1].id if ratings else None,
+        "prompt": prompt,
+        "chosen": answers[0],
+        "rejected": answers[1],
+        "metadata": {
+            "messages": chosen.messages,
+            "system_prompt": chosen.system_prompt,
+            "same_context": chosen.messages == rejected.messages
+            and chosen.system_prompt == rejected.system_prompt,
+            "rejected_prompt": rejected.prompt,
+            "rejected_messages": rejected.messages,
+            "rejected_system_prompt": rejected.system_prompt,
+            "chosen_model": chosen.preset_name,
+            "rejected_model": rejected.preset_name,
+            "chosen_model_id": chosen.model_id,
+            "rejected_model_id": rejected.model_id,
+            "chosen_finish_reason": chosen.finish_reason,
+            "rejected_finish_reason": rejected.finish_reason,
+            "source": source,
+            "conversation_id": chosen.conversation_id,
+            "rejected_conversation_id": rejected.conversation_id,
+            "turn_index": chosen.turn_index,
+            "chosen_turn_id": chosen.id,
+            "rejected_turn_id": rejected.id,
+            "vote_id": vote.id if vote else None,
+            "vote_kind": vote.kind if vote else None,
+            "identity_leaked": vote.identity_leaked if vote else None,
+            "chosen_rating_id": ratings[0].id if ratings else None,
+            "rejected_rating_id": ratings[1].id if ratings else None,
+        },
     }

@@ -16,16 +16,17 @@ Formats (one JSON object per line, except CSV):
 * ``csv``: one answer per row, the same answer fields (lists and dicts JSON-encoded), plus the
   conversation's ``conversation_mode`` and ``conversation_created_at`` and the answer's latest
   👍/👎 (``rating``: 1 / -1) and latest 1–5 ``score``.
-* ``dpo``: ``{prompt, chosen, rejected, ...}`` preference pairs, see ``services/dpo_pairs.py``.
-* ``sharegpt``: ``{id, conversations: [{from: system|human|gpt, value}], model, ...}``, one record
-  per thread: each column of a compare / arena / API conversation is a thread, taken from the
-  column's latest answer that did not fail (its ``messages`` hold the whole history it answered, so
-  undone and regenerated rounds are left out as on screen). A notebook grid's cells are independent
-  prompts, so there each answer (cell, sample) is a record of its own.
+* ``dpo``: rows of exactly ``prompt``, ``chosen``, ``rejected`` and ``metadata`` (see
+  ``dpo_pairs.py``): strings (TRL's "standard" format, the one it documents first, and the default)
+  or, with ``dpo_format="conversational"``, lists of ``{role, content}`` messages.
+* ``sharegpt``: ``{id, conversations: [{from: system|human|gpt, value}], model, ...}``, see
+  ``sharegpt.py``: at most one system turn, first; complete answers only unless
+  ``include_incomplete``.
 
 Filters: ``since`` keeps conversations created on or after that date (UTC); ``mode`` keeps one
-conversation mode (compare, arena, notebook, api). ``hide_open_battles`` (set by the web UI) leaves
-out arena battles that have no vote yet, whose model names are still secret.
+conversation mode (compare, arena, notebook, api). Arena battles that have no vote yet, whose model
+names are still secret, are left out unless ``include_unvoted`` (the one rule of the CLI's
+``--include-unvoted`` and the Data tab's option).
 
 ``open_database`` opens an existing database for export only: it never creates a file, never
 migrates, and the exporters only ever read.
@@ -49,6 +50,7 @@ from sqlalchemy.orm import Session, aliased
 
 from playground.errors import PlaygroundError
 from playground.services.data.dpo_pairs import dpo_records
+from playground.services.data.sharegpt import sharegpt_records
 from playground.store.db import row_json
 from playground.store.models import Conversation, Rating, Score, Turn, Vote
 
@@ -67,14 +69,18 @@ CSV_FIELDS = [
     "rating",
     "score",
 ]
-_ROLES = {"system": "system", "user": "human", "assistant": "gpt"}
+DPO_FORMATS = ("standard", "conversational")
 
 
 @dataclass(frozen=True)
 class ExportFilter:
+    """Which conversations an export holds, and the two choices of its formats."""
+
     since: date | None = None
     mode: str | None = None
-    hide_open_battles: bool = False
+    include_unvoted: bool = False  # arena battles without a vote (their model names are still secret)
+    include_incomplete: bool = False  # sharegpt: answers cut by length or stopped, too
+    dpo_format: str = "standard"  # dpo: strings, or "conversational" messages
 
     @classmethod
     def parse(cls, since: str | None = None, mode: str | None = None, **kwargs) -> ExportFilter:
@@ -93,6 +99,10 @@ class ExportFilter:
             mode = None
         elif mode not in MODES:
             raise PlaygroundError(f"mode must be one of {', '.join(MODES)} (or all), got {mode!r}")
+        if kwargs.get("dpo_format", "standard") not in DPO_FORMATS:
+            raise PlaygroundError(
+                f"the DPO format must be {' or '.join(DPO_FORMATS)}, got {kwargs['dpo_format']!r}"
+            )
         return cls(since=day, mode=mode, **kwargs)
 
     def apply(self, query):
@@ -101,7 +111,7 @@ class ExportFilter:
             query = query.where(Conversation.created_at >= datetime.combine(self.since, time()))
         if self.mode is not None:
             query = query.where(Conversation.mode == self.mode)
-        if self.hide_open_battles:
+        if not self.include_unvoted:
             vote = aliased(Vote)  # its own FROM, even inside a query that selects votes
             voted = exists(select(vote.id).where(vote.conversation_id == Conversation.id))
             query = query.where(not_((Conversation.mode == "arena") & ~voted))
@@ -174,7 +184,7 @@ def export_records(engine: Engine, fmt: str, flt: ExportFilter | None = None) ->
     fmt, flt = check_format(fmt), flt or ExportFilter()
     with Session(engine) as session:
         if fmt == "dpo":
-            yield from dpo_records(session, flt.apply)
+            yield from dpo_records(session, flt.apply, conversational=flt.dpo_format == "conversational")
         elif fmt == "csv":
             yield from _csv_rows(session, flt)
         else:
@@ -183,7 +193,7 @@ def export_records(engine: Engine, fmt: str, flt: ExportFilter | None = None) ->
                     yield from _conversation_records(session, chunk)
                 else:
                     for conversation, turns in chunk:
-                        yield from _sharegpt_records(conversation, turns)
+                        yield from sharegpt_records(conversation, turns, flt.include_incomplete)
 
 
 def _conversations(session: Session, flt: ExportFilter) -> Iterator[Conversation]:
@@ -237,38 +247,6 @@ def _conversation_records(session: Session, chunk: list[tuple[Conversation, list
             ],
             "votes": votes.get(conversation.id, []),
         }
-
-
-def _sharegpt_records(conversation: Conversation, turns: list[Turn]) -> Iterator[dict]:
-    answered = [t for t in turns if t.finish_reason != "error" and t.error is None]
-    if conversation.mode == "notebook":
-        threads = answered  # every cell (and sample) is its own prompt
-    else:
-        latest: dict[int, Turn] = {}
-        for turn in answered:  # in id order: the last one of a column wins
-            latest[turn.column] = turn
-        threads = [latest[c] for c in sorted(latest)]
-    for turn in threads:
-        suffix = f"t{turn.id}" if conversation.mode == "notebook" else str(turn.column)
-        yield {
-            "id": f"{conversation.id}-{suffix}",
-            "conversations": sharegpt_turns(turn),
-            "model": turn.model_id,
-            "preset": turn.preset_name,
-            "revision": turn.revision,
-            "mode": conversation.mode,
-            "conversation_id": conversation.id,
-            "column": turn.column,
-            "turn_id": turn.id,
-            "finish_reason": turn.finish_reason,
-        }
-
-
-def sharegpt_turns(turn: Turn) -> list[dict[str, str]]:
-    """The system prompt, the messages the answer saw and the answer, as ShareGPT ``{from, value}``."""
-    out = [{"from": "system", "value": turn.system_prompt}] if turn.system_prompt else []
-    out += [{"from": _ROLES[m["role"]], "value": m["content"]} for m in turn.messages if m["role"] in _ROLES]
-    return out + [{"from": "gpt", "value": turn.output}]
 
 
 def _csv_rows(session: Session, flt: ExportFilter) -> Iterator[dict]:

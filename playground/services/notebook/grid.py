@@ -16,7 +16,7 @@ from playground.engine.models.presets import Preset
 from playground.errors import PlaygroundError
 from playground.services.notebook.prompts import DEFAULT_TEMPLATE, PromptRow, build_rows
 
-MAX_MODELS, MAX_SAMPLES, MAX_CELLS = 8, 8, 4000
+MAX_MODELS, MAX_SAMPLES = 8, 8
 
 
 @dataclass
@@ -220,6 +220,14 @@ class PreparedCell:
     ran: Any  # services.chat.Ran
     system: str
     key: str
+
+
+TURN_STATS = ("prompt_tokens", "completion_tokens", "ttft_s", "total_s", "tokens_per_s")
+
+
+def turn_stats(turn: Any) -> dict[str, Any]:
+    """A stored answer's stats, as a cell holds them."""
+    return {name: getattr(turn, name) for name in TURN_STATS}
 
 
 def cache_key(preset: Preset, row: PromptRow, system: str, params: GenerationParams, origin: Origin) -> str:

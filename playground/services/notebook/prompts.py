@@ -5,7 +5,8 @@ A row is a mapping of column → value. The prompt template fills ``{column}`` f
 the ``prompt`` column as it is. Two columns are reserved: ``system`` (the row's system prompt,
 instead of each preset's own) and ``history`` (earlier turns, a JSON list of {role, content}).
 Rows come from the editable table, pasted text, or an uploaded CSV or JSONL file; every error
-names the source, the row (1-based, as a spreadsheet shows it) and the column.
+names the source, the row (1-based, as a spreadsheet shows it) and the column. An import is held to
+``MAX_IMPORT_BYTES`` (a file's size is checked before it is read) and ``MAX_ROWS`` rows.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from playground.errors import PlaygroundError
 
 DEFAULT_TEMPLATE = "{prompt}"
 RESERVED = ("system", "history")
-MAX_ROWS = 1000
+MAX_ROWS = 1000  # rows of a prompt set: of a grid, and of an import (upload or paste)
+MAX_IMPORT_BYTES = 5 * 2**20  # an uploaded or pasted prompt set (checked before the file is read)
 _SLOT = re.compile(r"\{\{|\}\}|\{([A-Za-z_][\w\- ]*)\}")
 
 
@@ -177,6 +179,7 @@ def parse_csv(data: bytes | str, source: str = "CSV") -> list[dict[str, str]]:
             if not any(v.strip() for v in values):
                 continue
             line = reader.line_num
+            _check_rows(records, source)
             if len(values) > len(header):
                 raise PlaygroundError(
                     f"{source}, line {line}: {len(values)} values but the header has {len(header)} columns"
@@ -202,13 +205,36 @@ def parse_jsonl(data: bytes | str, source: str = "JSONL") -> list[dict[str, Any]
             raise PlaygroundError(
                 f"{source}, line {number}: expected a JSON object, got {type(item).__name__}"
             )
+        _check_rows(records, source)
         records.append(item)
     return records
 
 
+def _check_rows(records: list, source: str) -> None:
+    """Called before adding a row: refuse the import once it would pass ``MAX_ROWS``."""
+    if len(records) >= MAX_ROWS:
+        raise PlaygroundError(
+            f"{source}: more than {MAX_ROWS:,} rows; an import takes at most {MAX_ROWS:,} "
+            "(the most a grid takes): split it into several prompt sets"
+        )
+
+
+def _check_size(size: int, source: str) -> None:
+    if size > MAX_IMPORT_BYTES:
+        raise PlaygroundError(
+            f"{source} is {size / 2**20:.1f} MB; an import takes at most {MAX_IMPORT_BYTES / 2**20:.0f} MB: "
+            "split it into several prompt sets"
+        )
+
+
 def parse_lines(text: str) -> list[dict[str, str]]:
     """Pasted text, one prompt per non-empty line."""
-    return [{"prompt": line.strip()} for line in (text or "").splitlines() if line.strip()]
+    records: list[dict[str, str]] = []
+    for line in (text or "").splitlines():
+        if line.strip():
+            _check_rows(records, "pasted text")
+            records.append({"prompt": line.strip()})
+    return records
 
 
 PASTE_FORMATS = {"one prompt per line": parse_lines, "CSV with a header row": parse_csv, "JSONL": parse_jsonl}
@@ -219,14 +245,17 @@ def parse_pasted(text: str, kind: str) -> list[dict[str, Any]]:
         parser = PASTE_FORMATS[kind]
     except KeyError:
         raise PlaygroundError(f"unknown paste format {kind!r}; choose one of {list(PASTE_FORMATS)}") from None
+    _check_size(len((text or "").encode("utf-8", "surrogatepass")), "the pasted text")
     return parser(text) if parser is parse_lines else parser(text or "", f"pasted {kind}")
 
 
 def load_file(path: str | Path) -> list[dict[str, Any]]:
-    """Records from an uploaded ``.csv``/``.tsv`` or ``.jsonl``/``.ndjson``/``.json`` file."""
+    """Records from an uploaded ``.csv``/``.tsv`` or ``.jsonl``/``.ndjson``/``.json`` file; one over
+    ``MAX_IMPORT_BYTES`` is refused before it is read."""
     path = Path(path)
     name = path.name
     suffix = path.suffix.lower()
+    _check_size(path.stat().st_size, name)
     data = path.read_bytes()
     if suffix in (".csv", ".tsv", ".txt"):
         return parse_csv(data, name)

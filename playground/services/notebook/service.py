@@ -22,13 +22,13 @@ from playground.engine.generation.request import GenerationRequest
 from playground.engine.models.cache import ModelCache
 from playground.engine.models.loader import Progress
 from playground.engine.models.presets import Preset
+from playground.engine.models.templates import resolve_system
 from playground.errors import PlaygroundError
 from playground.services.answers.chat import AnswerUpdate, ChatService, Ran, turn_record
 from playground.services.answers.feedback import FeedbackService
 from playground.services.answers.limits import check_text
 from playground.services.notebook.export import write_export
 from playground.services.notebook.grid import (
-    MAX_CELLS,
     MAX_MODELS,
     MAX_SAMPLES,
     Cell,
@@ -36,6 +36,7 @@ from playground.services.notebook.grid import (
     NotebookRequest,
     PreparedCell,
     cache_key,
+    turn_stats,
 )
 from playground.services.notebook.stored import stored_grid
 from playground.store.db import Store
@@ -68,8 +69,12 @@ class NotebookService:
             for message in row.messages():
                 check_text(message.content, f"row {row.index + 1}'s {message.role} message", self.chat.limits)
         cells = len(request.rows) * len(request.presets) * request.samples
-        if cells > MAX_CELLS:
-            raise PlaygroundError(f"the grid has {cells} cells; at most {MAX_CELLS} run at once")
+        most = self.chat.limits.max_grid_cells
+        if cells > most:
+            raise PlaygroundError(
+                f"the grid has {cells:,} cells ({len(request.rows)} rows × {len(request.presets)} models × "
+                f"{request.samples} samples); at most {most:,} run at once here (--max-grid-cells)"
+            )
         unknown = set(request.params) - set(request.presets)
         if unknown:
             raise PlaygroundError(f"parameter overrides name preset(s) not in the grid: {sorted(unknown)}")
@@ -181,7 +186,7 @@ class NotebookService:
         for cell in cells:
             row = rows[cell.row]
             params = self.cell_params(preset, request, cell.sample)
-            system = row.system if row.system is not None else preset.system_prompt
+            system = resolve_system(row.messages(), row.system, preset.system_prompt)
             cell.seed = params.seed
             ran = Ran(params=params, origin=model.origin)
             try:
@@ -227,13 +232,7 @@ class NotebookService:
         cell.status, cell.text, cell.turn_id = "cached", turn.output, turn.id
         grid.to_run -= 1
         cell.finish_reason = turn.finish_reason
-        cell.stats = {
-            "prompt_tokens": turn.prompt_tokens,
-            "completion_tokens": turn.completion_tokens,
-            "ttft_s": turn.ttft_s,
-            "total_s": turn.total_s,
-            "tokens_per_s": turn.tokens_per_s,
-        }
+        cell.stats = turn_stats(turn)
         self._record_cell(grid, cell, key, row, cached=True)
 
     def _record_cell(self, grid, cell, key, row, cached: bool) -> None:
@@ -255,7 +254,7 @@ class NotebookService:
     def _fail(self, grid, request, preset, cell, message: str, ran: Ran | None = None) -> None:
         cell.status, cell.error, cell.finish_reason, cell.text = "error", message, "error", ""
         row = next(r for r in request.rows if r.index == cell.row)
-        system = row.system if row.system is not None else preset.system_prompt
+        system = resolve_system(row.messages(), row.system, preset.system_prompt)
         ran = ran or Ran(params=self.cell_params(preset, request, cell.sample))
         self._save(grid, request, preset, cell, ran, system, utcnow())
 
@@ -283,6 +282,7 @@ class NotebookService:
         """👍 (1) / 👎 (-1) with reasons, and/or a 1–5 score; the comment goes with whichever is given."""
         if value in (None, 0) and score in (None, 0):
             raise PlaygroundError("rate the cell with 👍/👎 (value 1 or -1), a score from 1 to 5, or both")
+        self.feedback.check_comment(comment)
         result = {}
         if value not in (None, 0):
             result["rating_id"] = self.feedback.rate(int(turn_id), int(value), list(reasons or []), comment)

@@ -1,16 +1,16 @@
 """Side-by-side conversations remember which answers make up each round (after Regenerate and Undo),
 so a reloaded page shows the conversation as it was left and the next message carries that history.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-11-30
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
