@@ -76,7 +76,7 @@ def test_one_parser_reads_the_tab_and_the_api_alike():
     assert from_tab.params == {"a": {"top_k": 5, "max_new_tokens": 32}, "b": {"max_new_tokens": 32}}
     with pytest.raises(PlaygroundError, match=r"translations.csv, row 1: the template uses \{prompt\}"):
         NotebookRequest.parse(["a"], [{"lang": "x"}], "{prompt}", source="translations.csv")
-    with pytest.raises(PlaygroundError, match="per-model overrides: not valid JSON"):
+    with pytest.raises(PlaygroundError, match="per-model overrides is not valid JSON"):
         NotebookRequest.parse(["a"], [{"prompt": "x"}], overrides="{oops")
     with pytest.raises(PlaygroundError, match="must be a JSON object like"):
         NotebookRequest.parse(["a"], [{"prompt": "x"}], overrides='{"a": 1}')

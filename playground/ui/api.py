@@ -6,7 +6,6 @@ thing. Errors come back as the real cause (a ``gr.Error`` message).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import gradio as gr
@@ -15,20 +14,9 @@ from playground.container import Services
 from playground.errors import PlaygroundError
 from playground.services.answers.chat import AnswerRequest, messages_from
 from playground.services.answers.conversation import ColumnSetup, round_index
+from playground.services.types import parse_json
 from playground.ui.access import Guard
 from playground.ui.common import GENERATION, generation_slot, session_id, session_key, user_errors, visitor
-
-
-def parse_json(raw: str | None, what: str, default):
-    """A JSON argument (passed as a string); empty means ``default``."""
-    if raw in (None, ""):
-        return default
-    if not isinstance(raw, str):
-        return raw
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise PlaygroundError(f"{what} is not valid JSON: {exc}") from None
 
 
 def register_api(services: Services) -> None:

@@ -10,7 +10,7 @@ from playground.ui.access import Guard, check_rules
 from playground.ui.api import register_api
 from playground.ui.arena_api import register_arena_api
 from playground.ui.arena_tab import build_arena_tab
-from playground.ui.common import browser_key, remember_browser, session_id
+from playground.ui.common import browser_storage, remember_browser, session_id
 from playground.ui.compare_tab import build_compare_tab
 from playground.ui.data_tab import build_data_tab, register_data_api
 from playground.ui.leaderboard_tab import build_leaderboard_tab
@@ -58,14 +58,15 @@ def build_app(services: Services) -> gr.Blocks:
         register_notebook_api(services)
         register_notebook_saved_api(services)
         register_data_api(services)
-        browser = browser_key()
+        stored = browser_storage()
+        browser = stored.key
         with gr.Tabs():
             with gr.Tab("Compare", id="compare"):
-                compare = build_compare_tab(services, browser)
+                compare = build_compare_tab(services, stored)
             with gr.Tab("Notebook", id="notebook"):
-                notebook = build_notebook_tab(services, browser)
+                notebook = build_notebook_tab(services, stored)
             with gr.Tab("Arena", id="arena"):
-                arena = build_arena_tab(services, browser)
+                arena = build_arena_tab(services, stored)
             with gr.Tab("Leaderboard", id="leaderboard") as board_tab:
                 build_leaderboard_tab(services, refresh_on=[board_tab.select, arena.voted.change])
             if services.settings.open_data:

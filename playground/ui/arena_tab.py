@@ -17,6 +17,7 @@ from playground.services.answers.arena import SIDES, ArenaView, Reveal
 from playground.ui.access import Guard
 from playground.ui.common import (
     GENERATION,
+    BrowserStorage,
     generation_slot,
     inline_errors,
     owner,
@@ -69,9 +70,9 @@ def _bind(vote, outcome: str):
     return on_vote
 
 
-def build_arena_tab(services: Services, browser: gr.BrowserState) -> ArenaTab:
+def build_arena_tab(services: Services, stored: BrowserStorage) -> ArenaTab:
     arena = services.arena
-    battle = gr.BrowserState(None, storage_key="arena-battle")  # the battle id, nothing else
+    browser, battle = stored.key, stored.arena  # the browser's key, the battle id
     voted = gr.State(0)
     gr.Markdown(
         "Two models, drawn at random, answer the same prompt side by side. Their names stay hidden "

@@ -205,10 +205,28 @@ def session_key(request: gr.Request | None, scope: str) -> tuple[str, str]:
     return (scope, session_id(request) or "anonymous")
 
 
-def browser_key() -> gr.BrowserState:
-    """What the browser keeps to be recognised after a reload or in a second tab: its first page's
-    session id (kept in its local storage; see ``owner``)."""
-    return gr.BrowserState(None, storage_key="playground-browser")
+@dataclass
+class BrowserStorage:
+    """What the browser keeps in its local storage to be recognised after a reload or in a second tab:
+    its key (its first page's session id, see ``owner``) and the id of its Compare conversation, Arena
+    battle and last Notebook grid, nothing else.
+
+    Made outside the tabs (``browser_storage``): a component inside a tab that is not shown when the
+    page loads is not mounted yet, so its stored value would read as empty at load."""
+
+    key: gr.BrowserState
+    compare: gr.BrowserState
+    arena: gr.BrowserState
+    notebook: gr.BrowserState
+
+
+def browser_storage() -> BrowserStorage:
+    return BrowserStorage(
+        key=gr.BrowserState(None, storage_key="playground-browser"),
+        compare=gr.BrowserState(None, storage_key="compare-conversation"),
+        arena=gr.BrowserState(None, storage_key="arena-battle"),
+        notebook=gr.BrowserState(None, storage_key="notebook-grid"),
+    )
 
 
 def owner(key: str | None, request: gr.Request | None) -> str | None:

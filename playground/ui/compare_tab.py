@@ -15,6 +15,7 @@ from playground.services.answers.conversation import ColumnSetup, ConversationVi
 from playground.ui.access import Guard
 from playground.ui.common import (
     GENERATION,
+    BrowserStorage,
     ParamWidgets,
     card_line,
     generation_slot,
@@ -66,9 +67,9 @@ def column_setups(values: list, n: int) -> list[ColumnSetup]:
     return [ColumnSetup(v[0], params_dict(v[2:]), v[1]) for v in chunks]
 
 
-def build_compare_tab(services: Services, browser: gr.BrowserState) -> CompareTab:
+def build_compare_tab(services: Services, stored: BrowserStorage) -> CompareTab:
     settings, registry, conversations = services.settings, services.presets, services.conversations
-    conversation = gr.BrowserState(None, storage_key="compare-conversation")  # its id, nothing else
+    browser, conversation = stored.key, stored.compare  # the browser's key, the conversation's id
     ncols = gr.State(len(settings.columns))
     with gr.Row():
         add_btn = gr.Button("➕ Add column", size="sm", scale=0)

@@ -29,6 +29,7 @@ from playground.services.notebook.prompts import (
 from playground.ui.access import Guard
 from playground.ui.common import (
     GENERATION,
+    BrowserStorage,
     generation_slot,
     inline_errors,
     owner,
@@ -76,11 +77,11 @@ def show_grid(grid, labels: dict[str, str], only_differing: bool = False, marks:
     return gr.update(value=frame, column_widths=["4%", "24%", *[share] * models][: len(frame.columns)])
 
 
-def build_notebook_tab(services: Services, browser: gr.BrowserState) -> NotebookTab:
+def build_notebook_tab(services: Services, stored: BrowserStorage) -> NotebookTab:
     registry, notebook = services.presets, services.notebook
     labels = {p.name: p.display_name for p in registry.all()}
     state = gr.State(new_state())
-    last_grid = gr.BrowserState(None, storage_key="notebook-grid")  # the last run's id, nothing else
+    browser, last_grid = stored.key, stored.notebook  # the browser's key, the last run's id
     gr.Markdown(
         "Run a set of prompts through several models at once. Each model uses its own card's template, "
         "stop strings and parameters; its rows run as batches. A prompt may use `{column}` variables "

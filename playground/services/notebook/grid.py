@@ -15,6 +15,7 @@ from playground.engine.generation.request import GenerationRequest
 from playground.engine.models.presets import Preset
 from playground.errors import PlaygroundError
 from playground.services.notebook.prompts import DEFAULT_TEMPLATE, PromptRow, build_rows
+from playground.services.types import parse_json
 
 MAX_MODELS, MAX_SAMPLES = 8, 8
 
@@ -43,13 +44,13 @@ class NotebookRequest:
         text) alike: preset names, row records (column → value), the template, per-preset overrides
         (a JSON object of objects), samples, the base seed and one ``max_new_tokens`` for every
         model (0: each preset's). Every error names what was wrong, and ``source``'s rows by number."""
-        names = _json(presets, "presets", [])
+        names = parse_json(presets, "presets", [])
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise PlaygroundError("presets must be a JSON list of preset names")
-        rows = _json(records, "rows", [])
+        rows = parse_json(records, "rows", [])
         if not isinstance(rows, list):
             raise PlaygroundError("rows must be a JSON list of objects")
-        params = _json(overrides, "the per-model overrides", {})
+        params = parse_json(overrides, "the per-model overrides", {})
         if not isinstance(params, dict) or not all(isinstance(v, dict) for v in params.values()):
             raise PlaygroundError(
                 'the per-model overrides must be a JSON object like {"preset-name": {"temperature": 0.2}}'
@@ -66,18 +67,6 @@ class NotebookRequest:
             samples=_whole(samples, "samples", 1) or 1,
             seed=_whole(seed, "seed", 0),
         )
-
-
-def _json(raw: Any, what: str, default: Any) -> Any:
-    """A value given as JSON text (the API, the tab's JSON box) or as it is; empty means ``default``."""
-    if raw is None or (isinstance(raw, str) and not raw.strip()):
-        return default
-    if not isinstance(raw, str):
-        return raw
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise PlaygroundError(f"{what}: not valid JSON ({exc})") from None
 
 
 def _whole(raw: Any, what: str, default: int) -> int:
