@@ -22,6 +22,7 @@ from playground.services.answers.limits import HOURLY
 from playground.settings import Settings
 from playground.store.models import (
     Battle,
+    CompareRounds,
     Conversation,
     JudgeVerdict,
     Notebook,
@@ -41,7 +42,19 @@ ROOT = Path(__file__).resolve().parents[1]
 GREEDY = "smollm2-135m-instruct-greedy"
 PAIR = json.dumps([GREEDY, GREEDY])
 TINY = json.dumps({"max_new_tokens": 2})
-TABLES = (Conversation, Turn, Rating, Score, Vote, NotebookCell, Battle, Notebook, NotebookRun, JudgeVerdict)
+TABLES = (
+    Conversation,
+    Turn,
+    Rating,
+    Score,
+    Vote,
+    NotebookCell,
+    Battle,
+    CompareRounds,
+    Notebook,
+    NotebookRun,
+    JudgeVerdict,
+)
 DOCUMENT = {
     "name": "capitals",
     "rows": [{"prompt": "Name a colour."}],

@@ -73,14 +73,14 @@ def test_a_reload_mid_battle_stops_it_and_keeps_it_votable(live_app, services):
         box.fill(poem)
         box.press("Enter")
         page.wait_for_function(
-            "() => [...document.querySelectorAll('#arena-chat-a .bot, #arena-chat-b .bot')]"
-            ".every(e => e.innerText.trim().length > 3)",
+            "() => (bots => bots.length == 2 && bots.every(e => e.innerText.trim().length > 3))"
+            "([...document.querySelectorAll('#arena-chat-a .bot, #arena-chat-b .bot')])",
             timeout=600_000,
         )
         reload(page)
         page.get_by_role("tab", name="Arena").click()
         for side in "ab":
-            expect(page.locator(f"#arena-chat-{side}")).to_contain_text(poem, timeout=120_000)
+            expect(page.locator(f"#arena-chat-{side} .user")).to_contain_text(poem, timeout=120_000)
         vote_b = page.locator("#arena-vote-b")
         expect(vote_b).to_be_enabled(timeout=120_000)
         vote_b.click()

@@ -15,9 +15,9 @@ from playground.services.types import GenerationParams, Preset
 PARAM_FIELDS = ("temperature", "top_p", "top_k", "max_new_tokens", "repetition_penalty", "seed", "do_sample")
 
 
-def user_errors(fn):
-    """Raise a ``PlaygroundError`` as a Gradio error with its message: for the API endpoints, whose
-    clients get it as the exception (the page's own handlers show theirs inline, ``inline_errors``)."""
+def _catching(fn, handle):
+    """``fn`` (a function or a generator function) with a ``PlaygroundError`` given to ``handle``,
+    which raises or returns what the event shows instead."""
     if inspect.isgeneratorfunction(fn):
 
         @functools.wraps(fn)
@@ -25,7 +25,7 @@ def user_errors(fn):
             try:
                 yield from fn(*args, **kwargs)
             except PlaygroundError as exc:
-                raise gr.Error(str(exc)) from None
+                yield handle(exc)
 
         return gen_wrapper
 
@@ -34,37 +34,25 @@ def user_errors(fn):
         try:
             return fn(*args, **kwargs)
         except PlaygroundError as exc:
-            raise gr.Error(str(exc)) from None
+            return handle(exc)
 
     return wrapper
+
+
+def _as_gradio_error(exc: PlaygroundError):
+    raise gr.Error(str(exc)) from None
+
+
+def user_errors(fn):
+    """Raise a ``PlaygroundError`` as a Gradio error with its message: for the API endpoints, whose
+    clients get it as the exception (the page's own handlers show theirs inline, ``inline_errors``)."""
+    return _catching(fn, _as_gradio_error)
 
 
 def inline_errors(target: gr.components.Component):
     """Show a ``PlaygroundError`` as "⚠️ cause" in ``target`` (a Markdown next to what it concerns) and
     leave every other output as it was: no error overlay covers the page's content."""
-
-    def wrap(fn):
-        if inspect.isgeneratorfunction(fn):
-
-            @functools.wraps(fn)
-            def gen_wrapper(*args, **kwargs):
-                try:
-                    yield from fn(*args, **kwargs)
-                except PlaygroundError as exc:
-                    yield {target: f"⚠️ {exc}"}
-
-            return gen_wrapper
-
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            try:
-                return fn(*args, **kwargs)
-            except PlaygroundError as exc:
-                return {target: f"⚠️ {exc}"}
-
-        return wrapper
-
-    return wrap
+    return lambda fn: _catching(fn, lambda exc: {target: f"⚠️ {exc}"})
 
 
 @dataclass

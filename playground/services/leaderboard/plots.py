@@ -18,7 +18,8 @@ def _themed(fig: go.Figure) -> go.Figure:
         paper_bgcolor="rgba(0,0,0,0)",
         plot_bgcolor="rgba(0,0,0,0)",
         font={"color": "#4b5563"},
-        title={"x": 0.01, "xanchor": "left", "y": 0.98, "yanchor": "top"},
+        # centred: the block's label sits over the top-left corner
+        title={"x": 0.5, "xanchor": "center", "y": 0.98, "yanchor": "top"},
         margin={"t": 56, "l": 8, "r": 8, "b": 8},
     )
     fig.update_xaxes(gridcolor=_GRID, zerolinecolor=_GRID, automargin=True)
