@@ -142,17 +142,6 @@ def card_line(preset: Preset) -> str:
     return f"{line}  \n<small>{preset.license_note or preset.license}</small>"
 
 
-def chat_display(
-    history: list[dict], pending_user: str | None = None, pending_answer: str | None = None
-) -> list:
-    shown = [dict(m) for m in history]
-    if pending_user is not None:
-        shown.append({"role": "user", "content": pending_user})
-    if pending_answer is not None:
-        shown.append({"role": "assistant", "content": pending_answer})
-    return shown
-
-
 def visitor(request: gr.Request | None) -> Visitor:
     """Who is asking, for the abuse limits: the Gradio session, and the client address a proxy in front
     of the app (a Space) puts first in ``x-forwarded-for``."""

@@ -212,16 +212,12 @@ def mount_saved_notebooks(services: Services, w: NotebookWidgets) -> None:
             )
         data = document(*values)
         notebook = saved.save(st["id"], data, visitor) if st["id"] else saved.create(data, visitor)
-        run_key = session_key(request, "notebook")  # the tab's ⏹ Stop stops it too
-        cancel = services.runs.start(run_key)
-        try:
+        with services.runs.run(session_key(request, "notebook")) as cancel:  # the tab's ⏹ Stop stops it too
             for current in saved.run(notebook.id, visitor, request.session_hash, cancel):
                 yield {
                     w.grid_table: w.show_grid(current.grid, labels, diff_only),
                     w.progress: progress_html(current.grid),
                 }
-        finally:
-            services.runs.finish(run_key, cancel)
         yield show(
             saved.open(notebook.id, visitor),
             visitor,
@@ -239,13 +235,9 @@ def mount_saved_notebooks(services: Services, w: NotebookWidgets) -> None:
         if not st["id"] or st.get("version") is None:
             raise PlaygroundError("run the notebook first: the judge looks at a version's answers")
         settings = {"preset": preset or "", "mode": how, "rubric": text or ""}
-        run_key = session_key(request, "notebook")
-        cancel = services.runs.start(run_key)
-        try:
+        with services.runs.run(session_key(request, "notebook")) as cancel:
             for progress in saved.judge(st["id"], visitor, st["version"].version, settings, cancel):
                 yield f"⚖ Judging: {progress.done} / {progress.total} judge answers…"
-        finally:
-            services.runs.finish(run_key, cancel)
         yield judge_markdown(saved.verdicts(st["id"], st["version"].version), labels)
 
     @user_errors

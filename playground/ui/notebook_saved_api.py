@@ -62,13 +62,9 @@ def register_notebook_saved_api(services: Services) -> None:
     @generation_slot(services.gate)
     def notebook_run_saved(notebook_id: str, request: gr.Request = None) -> Iterator[dict]:
         """Run a saved notebook as its next version; streams the grid, the last item scored by its checks."""
-        key = session_key(request, "api-notebook")
-        cancel = services.runs.start(key)
-        try:
+        with services.runs.run(session_key(request, "api-notebook")) as cancel:
             for version in saved.run(notebook_id, session_id(request), session_id(request), cancel):
                 yield version.as_json()
-        finally:
-            services.runs.finish(key, cancel)
 
     @user_errors
     @generation_slot(services.gate)
@@ -79,13 +75,9 @@ def register_notebook_saved_api(services: Services) -> None:
         "rubric", "max_new_tokens", "seed"}, empty for the notebook's own judge settings. Streams progress;
         the last item has the stored verdicts."""
         settings = parse_json(judge, "judge", None) if judge else None
-        key = session_key(request, "api-judge")
-        cancel = services.runs.start(key)
-        try:
+        with services.runs.run(session_key(request, "api-judge")) as cancel:
             for run in saved.judge(notebook_id, session_id(request), int(version or 0), settings, cancel):
                 yield run.as_json()
-        finally:
-            services.runs.finish(key, cancel)
 
     @user_errors
     def notebook_diff(notebook_id: str, version_a: int, version_b: int) -> dict:

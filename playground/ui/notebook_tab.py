@@ -316,7 +316,7 @@ def build_notebook_tab(services: Services, stored: BrowserStorage) -> NotebookTa
     # key's (``owner``: the run is stored under it, and ``restore`` reads back only the key's runs)
     guard = Guard(services)
     run_btn.click(
-        guard.owner(run),
+        guard.anyone(run),
         [table, template, models, samples, seed, max_new, overrides, only_diff, state, browser],
         [grid_table, progress, state, last_grid, run_status, csv_btn, jsonl_btn],
         api_visibility="private",
