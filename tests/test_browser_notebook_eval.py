@@ -113,10 +113,7 @@ def test_the_evaluation_notebook_in_chromium(live_app, services, tmp_path):
         page.locator(
             "#notebook-grid [data-testid=cell-1-2]"
         ).click()  # row 2: a word diff of two of its answers
-        page.wait_for_function(
-            "() => (document.querySelector('#nb-answer-diff')?.innerText || '').trim().length > 0",
-            timeout=30_000,
-        )
+        page.wait_for_selector("#nb-answer-diff .nb-word-diff", timeout=30_000)
         latest = services.saved.version(notebook_id, 2).grid
         words = services.saved.answer_diff(
             notebook_id,
@@ -124,7 +121,8 @@ def test_the_evaluation_notebook_in_chromium(live_app, services, tmp_path):
             {"version": 2, "model": latest.presets[0]},
             {"version": 2, "model": latest.presets[1]},
         )
-        assert text_of(page, "#nb-answer-diff").strip() == "".join(t for _op, t in words).strip()
+        shown = page.locator("#nb-answer-diff .nb-word-diff").inner_text()
+        assert shown.strip() == "".join(t for _op, t in words).strip()
         page.get_by_role("tab", name="Leaderboard").click()
         wait_text(page, "#lb-judge-summary", "pairwise verdicts", timeout=60_000)
         assert "SmolLM2" in text_of(page, "#lb-judge-table")

@@ -32,7 +32,7 @@ from playground.container import Services
 from playground.errors import PlaygroundError
 from playground.services.access import OWNED
 from playground.services.answers.limits import Spent
-from playground.ui.common import visitor
+from playground.ui.common import request_in, visitor
 
 
 class Kind(StrEnum):
@@ -122,7 +122,7 @@ class Guard:
                 if self.public:
                     self._check(rule, signature, args, kwargs)
                 if rule.spends:
-                    return self.services.gate.spend(visitor(_request_in(args, kwargs)), rule.spends)
+                    return self.services.gate.spend(visitor(request_in(args, kwargs)), rule.spends)
             except PlaygroundError as exc:
                 raise gr.Error(str(exc)) from None
             return None
@@ -172,14 +172,10 @@ class Guard:
         bound.apply_defaults()
         ident = bound.arguments.get(rule.arg)
         if rule.kind is Kind.OWNER:
-            session = visitor(_request_in(args, kwargs)).session
+            session = visitor(request_in(args, kwargs)).session
             self.services.access.check(rule.what, ident, session, rule.action)
         elif rule.kind is Kind.SHARE_LINK:
             self.services.access.check_link(rule.what, ident)
-
-
-def _request_in(args, kwargs) -> gr.Request | None:
-    return next((a for a in [*args, *kwargs.values()] if isinstance(a, gr.Request)), None)
 
 
 def _takes_request(fn) -> bool:

@@ -150,7 +150,8 @@ def visitor(request: gr.Request | None) -> Visitor:
     return Visitor(session_id(request), forwarded or None)
 
 
-def _request_in(args, kwargs) -> gr.Request | None:
+def request_in(args, kwargs) -> gr.Request | None:
+    """The Gradio request among a handler's arguments (None for a direct call)."""
     return next((a for a in [*args, *kwargs.values()] if isinstance(a, gr.Request)), None)
 
 
@@ -161,7 +162,7 @@ def generation_slot(gate: Gate):
     def wrap(fn):
         @functools.wraps(fn)
         def slotted(*args, **kwargs):
-            with gate.generating(visitor(_request_in(args, kwargs))):
+            with gate.generating(visitor(request_in(args, kwargs))):
                 yield from fn(*args, **kwargs)
 
         return slotted

@@ -70,7 +70,9 @@ def converted_dir(cache_root: Path) -> tuple[Path, dict]:
         record = {"gguf_sha256": digest, "package_version": package_version(), "gguf_file": str(source)}
         record["conversion_s"] = round(time.perf_counter() - started, 2)
         (scratch / MARKER).write_text(json.dumps(record, indent=2))
-        if target.exists():
+        if marker.is_file():  # another process converted it meanwhile: use theirs, never pull it away
+            return target, {**json.loads(marker.read_text()), "converted_now": False}
+        if target.exists():  # a conversion that broke off before its record
             shutil.rmtree(target)
         scratch.rename(target)
     finally:
