@@ -53,6 +53,20 @@ def services(tmp_path_factory, model_cache_dir):
     return fresh_services(tmp_path_factory.mktemp("db"), model_cache_dir)
 
 
+@pytest.fixture(autouse=True)
+def _presets_restored(request):
+    """A preset a test adds to the session's services (a served model, a variant) leaves with the test:
+    the Arena draws from every preset, so one pointing at a server that is gone would break battles."""
+    if "services" not in request.fixturenames:
+        yield
+        return
+    registry = request.getfixturevalue("services").registry
+    before = set(registry.names())
+    yield
+    for name in set(registry.names()) - before:
+        registry.remove(name)
+
+
 @pytest.fixture(scope="session")
 def smollm(services):
     """The embedded SmolLM2 model, loaded once (bf16 or fp32, as the machine prefers)."""

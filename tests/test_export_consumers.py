@@ -197,9 +197,8 @@ def test_every_export_reads_the_same_under_every_hash_seed(stored, tmp_path):
     dpo = [json.loads(line) for line in files["dpo"].read_text().splitlines()]
     assert len(dpo) >= 2 and all(set(row) == {"prompt", "chosen", "rejected", "metadata"} for row in dpo)
     tokenizer_dir = embedded.converted_dir(services.settings.cache_dir)[0]
-    runs = []
-    for seed in HASH_SEEDS:
-        done = subprocess.run(
+    readers = [  # one process per hash seed, all at once (each spends most of its time importing)
+        subprocess.Popen(
             [
                 sys.executable,
                 "-m",
@@ -207,14 +206,19 @@ def test_every_export_reads_the_same_under_every_hash_seed(stored, tmp_path):
                 str(tokenizer_dir),
                 *(f"{k}={v}" for k, v in files.items()),
             ],
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=600,
             cwd=ROOT,
             env={**os.environ, "PYTHONHASHSEED": seed, "HF_HUB_OFFLINE": "1"},
         )
-        assert done.returncode == 0, done.stderr[-3000:]
-        runs.append(json.loads(done.stdout.splitlines()[-1]))
+        for seed in HASH_SEEDS
+    ]
+    runs = []
+    for reader in readers:
+        out, err = reader.communicate(timeout=600)
+        assert reader.returncode == 0, err[-3000:]
+        runs.append(json.loads(out.splitlines()[-1]))
     first = runs[0]
     assert all(run == first for run in runs[1:])  # every consumer reads every file the same way each time
     eos = first["eos_token_id"]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -122,7 +123,7 @@ class ProbeRecord:
                 "checked": result.rows_checked,
             }
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            partial = self.path.with_suffix(".partial")
+            partial = self.path.with_suffix(f".{os.getpid()}.partial")  # another process may write too
             partial.write_text(json.dumps(records, indent=1))
             partial.replace(self.path)
 

@@ -220,6 +220,10 @@ class PresetRegistry:
     def add(self, preset: Preset) -> None:
         self._by_name[preset.name] = preset
 
+    def remove(self, name: str) -> None:
+        self._by_name.pop(name, None)
+        self.unavailable.pop(name, None)
+
     def names(self) -> list[str]:
         return list(self._by_name)
 
