@@ -1,6 +1,7 @@
 """A real browser: type a prompt, send, both columns stream text, vote, screenshot."""
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.browser import chromium_context, chromium_page, open_page, reload, screenshot
 
@@ -96,15 +97,25 @@ def asked(page, column: int) -> list[str]:
 
 
 def set_max_new_tokens(page, value: int) -> None:
+    """Type the value into both columns' field. While the page is still starting (its load events
+    restore what the browser keeps), a field can be drawn again and lose what was typed: type again
+    until it holds."""
     for i in range(2):
         field = page.locator(f"#col{i}-max_new_tokens input[type=number]")
-        if not field.is_visible():
-            page.locator(f"#settings-{i}").get_by_text("Generation settings").click()
-        field.fill(str(value))
-        field.press("Enter")
-        page.wait_for_function(
+        held = (
             f"() => document.querySelector('#col{i}-max_new_tokens input[type=number]').value === '{value}'"
         )
+        for _attempt in range(12):
+            if not field.is_visible():
+                page.locator(f"#settings-{i}").get_by_text("Generation settings").click()
+            field.fill(str(value))
+            field.press("Enter")
+            try:
+                page.wait_for_function(held, timeout=5_000)
+                break
+            except PlaywrightTimeout:
+                continue
+        page.wait_for_function(held)
 
 
 def test_send_stop_regenerate_undo_send_keeps_the_conversation(live_app, services):
