@@ -65,6 +65,7 @@ bench: install
 	$(PY) bench/leaderboard.py
 	$(PY) bench/notebook_grid.py
 	$(PY) bench/concurrency.py
+	$(PY) bench/notebook_judge.py
 
 # Every engine check that needs a GPU, into one JSON report (on a CUDA machine; CI runs it with --device cpu)
 gpu-check:

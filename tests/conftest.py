@@ -19,6 +19,20 @@ PRESETS = ROOT / "presets"
 FIXTURES = Path(os.environ.get("PLAYGROUND_FIXTURES", ROOT.parent / "shared" / "fixtures"))
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """The heaviest files first (browser, then other slow ones, each file's tests kept together and in
+    order): the two workers of ``make test`` take whole files as they free up, so the quick unit files
+    fill the end instead of one long file running alone after everything else."""
+
+    def weight(item) -> int:
+        return 0 if item.get_closest_marker("browser") else 1 if item.get_closest_marker("slow") else 2
+
+    heaviest: dict[Path, int] = {}
+    for item in items:
+        heaviest[item.path] = min(heaviest.get(item.path, 2), weight(item))
+    items.sort(key=lambda item: heaviest[item.path])  # stable: the order within a weight stays
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
