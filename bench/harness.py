@@ -189,6 +189,20 @@ def raw_speedup(loaded, prompts: list[str], tokens: int) -> tuple[float, float, 
     return isolated(_raw_speedup, loaded, prompts, tokens)
 
 
+def raw_speedup_on(loaded, prompts: list[str], lengths: list[int]) -> tuple[float, float]:
+    """Raw transformers on the same work as answers of different lengths: each prompt alone for exactly
+    its own length, then all as one batch for the longest (a batch of ``generate`` runs until its last
+    row ends); (one-by-one seconds, batched seconds)."""
+    from playground.engine.threads import isolated
+
+    def run() -> tuple[float, float]:
+        raw_generate(loaded, prompts[:1], 4)  # warm-up
+        serial_s = sum(raw_generate(loaded, [p], max(1, n))[0] for p, n in zip(prompts, lengths, strict=True))
+        return serial_s, raw_generate(loaded, prompts, max(1, *lengths))[0]
+
+    return isolated(run)
+
+
 def _raw_speedup(loaded, prompts: list[str], tokens: int) -> tuple[float, float, float]:
     raw_generate(loaded, prompts[:1], 4)  # warm-up
     serial_s = sum(raw_generate(loaded, [p], tokens)[0] for p in prompts)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
@@ -149,9 +150,19 @@ class Step:
         queries = query[0, :, :rows].transpose(0, 1).reshape(rows, kv_heads, -1, query.shape[-1])
         if self.batched:
             span = self._mask.shape[-1]
-            attended = F.scaled_dot_product_attention(
-                queries, keys[:rows, :, :span], values[:rows, :, :span], attn_mask=self._mask, scale=scaling
-            )
+            # SDPA's math kernel: the CPU flash kernel splits its work by batch and threads, so a row's
+            # numbers moved with the rows beside it (on 2 cores: about 1 row in 1,000 of random
+            # lengths, and a judge's answer changed with its batch); the math kernel gave every row
+            # exactly its alone result in the same measurements (tests/test_long_rows.py). Prefills
+            # keep the flash kernel: one call per prompt, the call it gets alone.
+            with sdpa_kernel(SDPBackend.MATH):
+                attended = F.scaled_dot_product_attention(
+                    queries,
+                    keys[:rows, :, :span],
+                    values[:rows, :, :span],
+                    attn_mask=self._mask,
+                    scale=scaling,
+                )
             out[0, :rows] = attended.reshape(rows, -1, attended.shape[-1])
             return
         for row in range(rows):  # each row alone over its own bucket: the very call it gets alone
