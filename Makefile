@@ -41,7 +41,8 @@ lint: install
 	$(VENV)/bin/lint-imports
 
 # Two pytest workers, each taking whole test files: on 2 cores they overlap one test's process starts,
-# servers and browser waits with another's model work (13.8 → 9.1 min for the suite measured here).
+# servers and browser waits with another's model work (measured here beside other work: 13.8 min in one
+# process, 9.1 in two; three workers were no faster than two).
 TEST_WORKERS ?= 2
 test: install system-deps lint
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
