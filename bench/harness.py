@@ -180,19 +180,20 @@ def raw_generate(loaded, prompts: list[str], tokens: int) -> tuple[float, int]:
 
 
 def raw_speedup(loaded, prompts: list[str], tokens: int) -> tuple[float, float, float]:
-    """Raw transformers' own batching gain: (one-by-one tokens/s, batched tokens/s, batched / one-by-one).
-
-    Runs on a thread that ends with it (``engine/threads.py``): an OpenMP team left on this thread
-    would slow the engine measured after it in the same process."""
-    from playground.engine.threads import isolated
-
-    return isolated(_raw_speedup, loaded, prompts, tokens)
+    """Raw transformers' own batching gain with every answer ``tokens`` long: (one-by-one tokens/s,
+    batched tokens/s, batched / one-by-one)."""
+    serial_s, batched_s = raw_speedup_on(loaded, prompts, [tokens] * len(prompts))
+    total = tokens * len(prompts)
+    return total / serial_s, total / batched_s, serial_s / batched_s
 
 
 def raw_speedup_on(loaded, prompts: list[str], lengths: list[int]) -> tuple[float, float]:
     """Raw transformers on the same work as answers of different lengths: each prompt alone for exactly
     its own length, then all as one batch for the longest (a batch of ``generate`` runs until its last
-    row ends); (one-by-one seconds, batched seconds)."""
+    row ends); (one-by-one seconds, batched seconds).
+
+    Runs on a thread that ends with it (``engine/threads.py``): an OpenMP team left on this thread
+    would slow the engine measured after it in the same process."""
     from playground.engine.threads import isolated
 
     def run() -> tuple[float, float]:
@@ -201,11 +202,3 @@ def raw_speedup_on(loaded, prompts: list[str], lengths: list[int]) -> tuple[floa
         return serial_s, raw_generate(loaded, prompts, max(1, *lengths))[0]
 
     return isolated(run)
-
-
-def _raw_speedup(loaded, prompts: list[str], tokens: int) -> tuple[float, float, float]:
-    raw_generate(loaded, prompts[:1], 4)  # warm-up
-    serial_s = sum(raw_generate(loaded, [p], tokens)[0] for p in prompts)
-    batched_s, _ = raw_generate(loaded, prompts, tokens)
-    total = tokens * len(prompts)
-    return total / serial_s, total / batched_s, serial_s / batched_s

@@ -48,13 +48,16 @@ class Imported:
         }
 
 
+def check_size(name: str, size: int) -> None:
+    """Refuse a test file over ``MAX_BYTES`` (an upload is checked by its size on disk, before reading)."""
+    if size > MAX_BYTES:
+        raise PlaygroundError(f"{name}: {size:,} bytes; an imported test file may have at most {MAX_BYTES:,}")
+
+
 def import_tests(filename: str, data: bytes | str, allow_python: bool) -> Imported:
     """By the file's name: ``.yaml``/``.yml`` is promptfoo, ``.jsonl`` OpenAI Evals."""
     name = filename.rsplit("/", 1)[-1] or "upload"
-    if len(data) > MAX_BYTES:
-        raise PlaygroundError(
-            f"{name}: {len(data):,} bytes; an imported test file may have at most {MAX_BYTES:,}"
-        )
+    check_size(name, len(data))
     text = _text(data, name)
     lowered = name.lower()
     if lowered.endswith((".yaml", ".yml")):

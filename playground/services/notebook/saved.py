@@ -23,7 +23,7 @@ from playground.errors import PlaygroundError
 from playground.services.notebook.diff import RunDiff, diff_runs, word_diff
 from playground.services.notebook.document import JudgeSettings, NotebookDocument
 from playground.services.notebook.grid import Cell, GridUpdate, turn_stats
-from playground.services.notebook.imports import MAX_BYTES, Imported, import_tests
+from playground.services.notebook.imports import Imported, check_size, import_tests
 from playground.services.notebook.judge import JudgeRun, JudgeService, verdict_json
 from playground.services.notebook.scoring import GridScores, score_grid
 from playground.services.notebook.service import NotebookService
@@ -152,7 +152,7 @@ class SavedNotebooks:
 
     def is_link(self, token: str) -> bool:
         """A notebook's id is its share link."""
-        return self.rows.get(token.strip()) is not None
+        return self.owned_by(token, None)[0]
 
     def may_edit(self, row: Notebook, key: str | None) -> bool:
         return not self.public or (key is not None and row.owner == owner_hash(key))
@@ -269,10 +269,7 @@ class SavedNotebooks:
 
     def import_file(self, path: Path) -> Imported:
         """An uploaded test file, its size checked before it is read."""
-        if path.stat().st_size > MAX_BYTES:
-            raise PlaygroundError(
-                f"{path.name}: {path.stat().st_size:,} bytes; an imported test file may have at most {MAX_BYTES:,}"
-            )
+        check_size(path.name, path.stat().st_size)
         return self.import_tests(path.name, path.read_bytes())
 
     def import_tests(self, filename: str, data: bytes | str) -> Imported:
