@@ -142,9 +142,9 @@ def test_send_stop_regenerate_undo_send_keeps_the_conversation(live_app, service
         set_max_new_tokens(page, 400)
         box.fill("Write a very long story about a dragon.")
         page.locator("#compare-send").click()
-        page.wait_for_function(
-            "() => ['#chat-0', '#chat-1'].every(c => document.querySelectorAll(`${c} .bot`).length == 2 &&"
-            " document.querySelectorAll(`${c} .bot`)[1].innerText.trim().length > 3)",
+        page.wait_for_function(  # both columns are streaming this round: tokens counted, no finish reason yet
+            "() => ['#chat-0', '#chat-1'].every(c => document.querySelectorAll(`${c} .bot`).length == 2) &&"
+            " ['#stats-0', '#stats-1'].every(s => / tokens · [0-9.]+ tok\\/s$/.test(document.querySelector(s).innerText.trim()))",
             timeout=300_000,
         )
         page.locator("#compare-stop").click()
