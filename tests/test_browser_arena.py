@@ -20,7 +20,7 @@ def test_play_a_battle_vote_and_see_the_leaderboard(page, services):
 
     page.get_by_role("tab", name="Arena").click()
     page.click("#arena-new")
-    expect(page.locator("#arena-status")).to_contain_text("Two anonymous models were drawn")
+    expect(page.locator("#arena-status")).to_contain_text("Two anonymous models were drawn", timeout=120_000)
     vote_a = page.locator("#arena-vote-a")
     expect(vote_a).to_be_disabled()
     page.locator("#arena-prompt textarea").fill("Say hi.")
@@ -67,7 +67,9 @@ def test_a_reload_mid_battle_stops_it_and_keeps_it_votable(live_app, services):
         page = open_page(context, live_app)
         page.get_by_role("tab", name="Arena").click()
         page.click("#arena-new")
-        expect(page.locator("#arena-status")).to_contain_text("Two anonymous models were drawn")
+        expect(page.locator("#arena-status")).to_contain_text(
+            "Two anonymous models were drawn", timeout=120_000
+        )
         box = page.locator("#arena-prompt textarea")
         assert "Enter sends" in box.get_attribute("placeholder")
         box.fill(poem)
